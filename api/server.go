@@ -1,0 +1,67 @@
+// Package api is TaskHub's HTTP server on echo: the REST API of tasks and events, error
+// mapping, limits, and the mounting of the other HTTP parts. Handlers only translate
+// between HTTP and tasks.Service; every rule lives in the Service.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"taskhub/tasks"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Config is what the server is built from.
+type Config struct {
+	Service *tasks.Service
+	Logger  *slog.Logger
+}
+
+// New returns the HTTP handler of the whole server.
+func New(cfg Config) http.Handler {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.Use(middleware.Recover())
+	e.Use(requestLog(cfg.Logger))
+	// Limits every body, before any handler reads it. (Middleware given to a Group
+	// would make echo answer 404 instead of 405 for a wrong method under it.)
+	e.Use(middleware.BodyLimit("1MiB"))
+
+	h := &handlers{svc: cfg.Service}
+	e.GET("/healthz", h.health)
+	g := e.Group("/api")
+	g.POST("/tasks", h.createTask)
+	g.GET("/tasks", h.listTasks)
+	g.GET("/tasks/:id", h.getTask)
+	g.PATCH("/tasks/:id", h.updateTask)
+	g.DELETE("/tasks/:id", h.deleteTask)
+	g.GET("/tasks/:id/events", h.taskEvents)
+	g.GET("/events", h.events)
+	return e
+}
+
+// requestLog logs every request at debug level, so a busy server pays for access logs
+// only when asked (--log-level debug).
+func requestLog(logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !logger.Enabled(c.Request().Context(), slog.LevelDebug) {
+				return next(c)
+			}
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err) // write the response now, so its status is logged
+			}
+			r := c.Request()
+			logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", c.Response().Status,
+				"bytes", c.Response().Size, "duration", time.Since(start), "remote_addr", r.RemoteAddr)
+			return nil
+		}
+	}
+}

@@ -1,0 +1,228 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"taskhub/tasks"
+
+	"github.com/labstack/echo/v4"
+)
+
+type handlers struct {
+	svc *tasks.Service
+}
+
+// actor is who REST changes are attributed to while the server has no tokens.
+var actor = tasks.Actor{Source: tasks.SourceREST, Name: "anonymous"}
+
+func (h *handlers) health(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *handlers) createTask(c echo.Context) error {
+	if err := requireJSON(c.Request(), echo.MIMEApplicationJSON); err != nil {
+		return err
+	}
+	u, err := decodeUpdate(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	t, err := h.svc.Create(tasks.WithActor(c.Request().Context(), actor), u)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/api/tasks/%d", t.ID))
+	return writeTask(c, http.StatusCreated, t)
+}
+
+func (h *handlers) getTask(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	t, err := h.svc.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeTask(c, http.StatusOK, t)
+}
+
+func (h *handlers) updateTask(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	version, err := ifMatch(c.Request())
+	if err != nil {
+		return err
+	}
+	if err := requireJSON(c.Request(), "application/merge-patch+json", echo.MIMEApplicationJSON); err != nil {
+		return err
+	}
+	u, err := decodeUpdate(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	t, err := h.svc.Update(tasks.WithActor(c.Request().Context(), actor), id, version, u)
+	if err != nil {
+		return err
+	}
+	return writeTask(c, http.StatusOK, t)
+}
+
+func (h *handlers) deleteTask(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	version, err := ifMatch(c.Request())
+	if err != nil {
+		return err
+	}
+	if err := h.svc.Delete(tasks.WithActor(c.Request().Context(), actor), id, version); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handlers) listTasks(c echo.Context) error {
+	q := c.QueryParams()
+	if err := onlyParams(q, "status", "assignee", "project", "label", "parent_id", "q", "limit", "cursor"); err != nil {
+		return err
+	}
+	f := tasks.Filter{
+		Assignee: q.Get("assignee"), Project: q.Get("project"), Label: q.Get("label"),
+		Text: q.Get("q"), Cursor: q.Get("cursor"),
+	}
+	for _, s := range commaList(q["status"]) {
+		st, err := tasks.ParseStatus("status", s)
+		if err != nil {
+			return err
+		}
+		f.Statuses = append(f.Statuses, st)
+	}
+	if q.Has("parent_id") {
+		id, err := intParam(q, "parent_id", 0)
+		if err != nil {
+			return err
+		}
+		f.ParentID = &id
+	}
+	limit, err := intParam(q, "limit", tasks.DefaultListLimit)
+	if err != nil {
+		return err
+	}
+	f.Limit = int(limit)
+	page, err := h.svc.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+func (h *handlers) taskEvents(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	events, err := h.svc.TaskEvents(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": events})
+}
+
+func (h *handlers) events(c echo.Context) error {
+	q := c.QueryParams()
+	if err := onlyParams(q, "after", "limit"); err != nil {
+		return err
+	}
+	after, err := intParam(q, "after", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", tasks.DefaultEventsLimit)
+	if err != nil {
+		return err
+	}
+	events, last, err := h.svc.Events(c.Request().Context(), after, int(limit))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": events, "last_seq": last})
+}
+
+// writeTask sends t with its version as ETag, for If-Match on the next change.
+func writeTask(c echo.Context, status int, t *tasks.Task) error {
+	c.Response().Header().Set("ETag", etag(t.Version))
+	return c.JSON(status, t)
+}
+
+func etag(version int64) string { return `"v` + strconv.FormatInt(version, 10) + `"` }
+
+// ifMatch returns the version an If-Match header asks for: 0 when there is none or it
+// is "*" (any current version). TaskHub's ETags are strong, so a weak tag is an error.
+func ifMatch(r *http.Request) (int64, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	if v, ok := strings.CutPrefix(h, `"v`); ok {
+		if v, ok := strings.CutSuffix(v, `"`); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+				return n, nil
+			}
+		}
+	}
+	return 0, invalid("If-Match", fmt.Sprintf(`If-Match must be an ETag of this server such as "v3", got %s`, h))
+}
+
+func pathID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		return 0, invalid("id", fmt.Sprintf("task id must be a positive integer, got %q", c.Param("id")))
+	}
+	return id, nil
+}
+
+// onlyParams refuses query parameters other than allowed: a misspelt filter would
+// otherwise silently match everything.
+func onlyParams(q url.Values, allowed ...string) error {
+	for name := range q {
+		if !slices.Contains(allowed, name) {
+			return invalid(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(allowed, ", ")))
+		}
+	}
+	return nil
+}
+
+// intParam returns the integer query parameter name, def when it is absent.
+func intParam(q url.Values, name string, def int64) (int64, error) {
+	if !q.Has(name) {
+		return def, nil
+	}
+	s := q.Get(name)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, invalid(name, fmt.Sprintf("%s must be an integer, got %q", name, s))
+	}
+	return n, nil
+}
+
+// commaList splits every value of a repeatable, comma-separated parameter.
+func commaList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,442 @@
+package tasks
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Store persists tasks and the event log. Reads see every write that returned before
+// they started.
+type Store interface {
+	// Task returns the task with id, or an ENotFound error.
+	Task(ctx context.Context, id int64) (*Task, error)
+	// Tasks returns up to q.Limit tasks that match q with an id above q.After, by id.
+	Tasks(ctx context.Context, q TaskQuery) ([]*Task, error)
+	// Events returns up to q.Limit events with a seq above q.After, by seq.
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
+	// LastSeq returns the seq of the newest event, 0 when the log is empty.
+	LastSeq(ctx context.Context) (int64, error)
+	// Write runs fn in a write transaction and commits it, unless fn returns an error,
+	// in which case nothing fn wrote is kept. Write returns once the outcome is durable.
+	Write(ctx context.Context, fn func(Tx) error) error
+}
+
+// Tx is the view of a write transaction that the Service works through. Its methods
+// take no context: they run inside a transaction whose lifetime the Store owns.
+type Tx interface {
+	// Task returns the task with id, or an ENotFound error.
+	Task(id int64) (*Task, error)
+	// Missing returns those of ids that are not the id of a task.
+	Missing(ids []int64) ([]int64, error)
+	// Dependencies returns the depends_on list of each of ids that has one.
+	Dependencies(ids []int64) (map[int64][]int64, error)
+	// Dependents returns the ids of the tasks that depend on id, or have it as parent.
+	Dependents(id int64) (dependents, children []int64, err error)
+	// CreateTask inserts t and sets t.ID.
+	CreateTask(t *Task) error
+	// UpdateTask stores t, which was old before the change.
+	UpdateTask(old, t *Task) error
+	// DeleteTask removes the task with id.
+	DeleteTask(id int64) error
+	// AppendEvent adds e to the log and sets e.Seq.
+	AppendEvent(e *Event) error
+}
+
+// TaskQuery selects tasks for a Store.
+type TaskQuery struct {
+	Statuses []Status
+	Assignee string
+	Project  string
+	Label    string
+	ParentID *int64
+	Text     string
+	After    int64
+	Limit    int
+}
+
+// EventQuery selects events for a Store. TaskID 0 means every task.
+type EventQuery struct {
+	After  int64
+	TaskID int64
+	Limit  int
+}
+
+// Filter is what a caller asks of List: the TaskQuery fields, with an opaque cursor
+// from a previous Page instead of a raw id. Limit must be 1 to MaxListLimit; adapters
+// use DefaultListLimit when their caller gives none.
+type Filter struct {
+	Statuses []Status
+	Assignee string
+	Project  string
+	Label    string
+	ParentID *int64
+	Text     string
+	Cursor   string
+	Limit    int
+}
+
+// Page is one page of List. NextCursor is empty on the last page.
+type Page struct {
+	Tasks      []*Task `json:"tasks"`
+	NextCursor string  `json:"next_cursor"`
+}
+
+// Limits of a list call.
+const (
+	DefaultListLimit   = 50
+	MaxListLimit       = 500
+	DefaultEventsLimit = 100
+	MaxEventsLimit     = 1000
+	MaxTextQuery       = 200
+)
+
+// Service carries out every read and change of tasks, with all of their rules. REST and
+// MCP both call it; neither checks anything it checks.
+type Service struct {
+	store Store
+	now   func() time.Time
+}
+
+// NewService returns a Service over store.
+func NewService(store Store) *Service {
+	return &Service{store: store, now: time.Now}
+}
+
+// Get returns the task with id.
+func (s *Service) Get(ctx context.Context, id int64) (*Task, error) {
+	return s.store.Task(ctx, id)
+}
+
+// List returns a page of the tasks that match f, oldest first. A task created while a
+// caller pages through appears on a later page; none is skipped or repeated.
+func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
+	q := TaskQuery{
+		Statuses: f.Statuses, Assignee: f.Assignee, Project: f.Project, Label: f.Label,
+		ParentID: f.ParentID, Text: f.Text, Limit: f.Limit,
+	}
+	if q.Limit < 1 || q.Limit > MaxListLimit {
+		return Page{}, Errorf(EInvalid, "limit", "limit must be 1 to %d, got %d", MaxListLimit, q.Limit)
+	}
+	if len(q.Text) > MaxTextQuery {
+		return Page{}, Errorf(EInvalid, "q", "q must be at most %d bytes", MaxTextQuery)
+	}
+	if f.Cursor != "" {
+		after, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		q.After = after
+	}
+	q.Limit++ // one more, to learn whether there is a next page
+	tasks, err := s.store.Tasks(ctx, q)
+	if err != nil {
+		return Page{}, fmt.Errorf("list tasks: %w", err)
+	}
+	page := Page{Tasks: tasks}
+	if len(tasks) == q.Limit {
+		page.Tasks = tasks[:len(tasks)-1]
+		page.NextCursor = encodeCursor(page.Tasks[len(page.Tasks)-1].ID)
+	}
+	return page, nil
+}
+
+// A cursor is the last id of a page, base64-encoded behind a version prefix so that the
+// encoding can change without breaking clients that treat it as opaque.
+const cursorPrefix = "c1:"
+
+func encodeCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(id, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if s, ok := strings.CutPrefix(string(b), cursorPrefix); ok {
+			if id, err := strconv.ParseInt(s, 10, 64); err == nil && id >= 0 {
+				return id, nil
+			}
+		}
+	}
+	return 0, Errorf(EInvalid, "cursor", "cursor is not one this server returned")
+}
+
+// Create makes a task from u: unset fields take their defaults (status todo, priority
+// medium), and the title is required.
+func (s *Service) Create(ctx context.Context, u Update) (*Task, error) {
+	actor := ActorFrom(ctx)
+	t := &Task{
+		Status: StatusTodo, Priority: PriorityMedium, Labels: []string{}, DependsOn: []int64{},
+		Version: 1, CreatedBy: actor.Name, UpdatedBy: actor.Name,
+	}
+	if err := u.apply(t); err != nil {
+		return nil, err
+	}
+	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := checkParent(tx, t); err != nil {
+			return err
+		}
+		if err := checkDependencies(tx, t); err != nil {
+			return err
+		}
+		t.CreatedAt = NewTime(s.now())
+		t.UpdatedAt = t.CreatedAt
+		if err := tx.CreateTask(t); err != nil {
+			return err
+		}
+		return tx.AppendEvent(&Event{
+			Type: EventTaskCreated, TaskID: t.ID, Source: actor.Source, Actor: actor.Name,
+			Time: t.CreatedAt, Task: t,
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create task: %w", err)
+	}
+	return t, nil
+}
+
+// Update applies u to the task with id. With ifVersion above 0 the task must be at that
+// version, else the result is an EPreconditionFailed error. An update that changes
+// nothing returns the task as it is: no new version, no event.
+func (s *Service) Update(ctx context.Context, id, ifVersion int64, u Update) (*Task, error) {
+	actor := ActorFrom(ctx)
+	var t *Task
+	err := s.store.Write(ctx, func(tx Tx) error {
+		old, err := tx.Task(id)
+		if err != nil {
+			return err
+		}
+		if err := checkVersion(old, ifVersion); err != nil {
+			return err
+		}
+		next := old.clone()
+		if err := u.apply(next); err != nil {
+			return err
+		}
+		changes, err := diff(old, next)
+		if err != nil {
+			return err
+		}
+		if len(changes) == 0 {
+			t = old
+			return nil
+		}
+		if _, ok := changes["parent_id"]; ok {
+			if err := checkParent(tx, next); err != nil {
+				return err
+			}
+		}
+		if _, ok := changes["depends_on"]; ok {
+			if err := checkDependencies(tx, next); err != nil {
+				return err
+			}
+		}
+		next.Version++
+		next.UpdatedAt = NewTime(s.now())
+		next.UpdatedBy = actor.Name
+		if err := tx.UpdateTask(old, next); err != nil {
+			return err
+		}
+		t = next
+		return tx.AppendEvent(&Event{
+			Type: EventTaskUpdated, TaskID: id, Source: actor.Source, Actor: actor.Name,
+			Time: next.UpdatedAt, Task: next, Changes: changes,
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update task %d: %w", id, err)
+	}
+	return t, nil
+}
+
+// Delete removes the task with id, checked against ifVersion as in Update. A task that
+// others depend on or that has subtasks is not deleted (EConflict): removing it would
+// silently change them.
+func (s *Service) Delete(ctx context.Context, id, ifVersion int64) error {
+	actor := ActorFrom(ctx)
+	err := s.store.Write(ctx, func(tx Tx) error {
+		old, err := tx.Task(id)
+		if err != nil {
+			return err
+		}
+		if err := checkVersion(old, ifVersion); err != nil {
+			return err
+		}
+		dependents, children, err := tx.Dependents(id)
+		if err != nil {
+			return err
+		}
+		if len(dependents) > 0 {
+			return Errorf(EConflict, "", "task %d cannot be deleted: tasks %s depend on it", id, joinIDs(dependents))
+		}
+		if len(children) > 0 {
+			return Errorf(EConflict, "", "task %d cannot be deleted: it is the parent of tasks %s", id, joinIDs(children))
+		}
+		if err := tx.DeleteTask(id); err != nil {
+			return err
+		}
+		return tx.AppendEvent(&Event{
+			Type: EventTaskDeleted, TaskID: id, Source: actor.Source, Actor: actor.Name,
+			Time: NewTime(s.now()), Task: old,
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("delete task %d: %w", id, err)
+	}
+	return nil
+}
+
+// TaskEvents returns the history of the task with id, oldest first, also after it was
+// deleted. A task that never existed is an ENotFound error.
+func (s *Service) TaskEvents(ctx context.Context, id int64) ([]Event, error) {
+	var all []Event
+	q := EventQuery{TaskID: id, Limit: MaxEventsLimit}
+	for {
+		events, err := s.store.Events(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("events of task %d: %w", id, err)
+		}
+		all = append(all, events...)
+		if len(events) < q.Limit {
+			break
+		}
+		q.After = events[len(events)-1].Seq
+	}
+	if len(all) == 0 {
+		return nil, Errorf(ENotFound, "", "task %d not found", id)
+	}
+	return all, nil
+}
+
+// Events returns up to limit events (1 to MaxEventsLimit) after seq after, and the seq
+// to pass as after next time: the last returned, or where the log ends.
+func (s *Service) Events(ctx context.Context, after int64, limit int) ([]Event, int64, error) {
+	switch {
+	case after < 0:
+		return nil, 0, Errorf(EInvalid, "after", "after must not be negative")
+	case limit < 1 || limit > MaxEventsLimit:
+		return nil, 0, Errorf(EInvalid, "limit", "limit must be 1 to %d, got %d", MaxEventsLimit, limit)
+	}
+	events, err := s.store.Events(ctx, EventQuery{After: after, Limit: limit})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list events: %w", err)
+	}
+	if len(events) > 0 {
+		return events, events[len(events)-1].Seq, nil
+	}
+	last, err := s.store.LastSeq(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list events: %w", err)
+	}
+	return []Event{}, min(after, last), nil
+}
+
+func checkVersion(t *Task, ifVersion int64) error {
+	if ifVersion > 0 && t.Version != ifVersion {
+		return Errorf(EPreconditionFailed, "", "task %d is at version %d, not %d", t.ID, t.Version, ifVersion)
+	}
+	return nil
+}
+
+// checkParent checks that t's parent exists and that t is not among its ancestors.
+func checkParent(tx Tx, t *Task) error {
+	if t.ParentID == nil {
+		return nil
+	}
+	seen := map[int64]bool{}
+	for id := *t.ParentID; ; {
+		p, err := tx.Task(id)
+		if ErrorCode(err) == ENotFound {
+			return Errorf(EInvalid, "parent_id", "parent task %d does not exist", id)
+		} else if err != nil {
+			return err
+		}
+		if p.ParentID == nil || seen[id] {
+			return nil
+		}
+		seen[id] = true
+		if *p.ParentID == t.ID {
+			return Errorf(EInvalid, "parent_id", "task %d is an ancestor of parent task %d", t.ID, *t.ParentID)
+		}
+		id = *p.ParentID
+	}
+}
+
+// checkDependencies checks that every task t depends on exists and that none of them
+// depends on t, directly or not.
+func checkDependencies(tx Tx, t *Task) error {
+	if len(t.DependsOn) == 0 {
+		return nil
+	}
+	missing, err := tx.Missing(t.DependsOn)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return Errorf(EInvalid, "depends_on", "depends_on names tasks that do not exist: %s", joinIDs(missing))
+	}
+	if t.ID == 0 {
+		return nil // a new task: nothing can depend on it yet
+	}
+	// Walk the dependency graph breadth first from t's dependencies, remembering how
+	// each task was reached so the error can show the cycle.
+	via := map[int64]int64{}
+	frontier := slices.Clone(t.DependsOn)
+	for _, id := range frontier {
+		via[id] = t.ID
+	}
+	for len(frontier) > 0 {
+		deps, err := tx.Dependencies(frontier)
+		if err != nil {
+			return err
+		}
+		var next []int64
+		for _, from := range frontier {
+			for _, to := range deps[from] {
+				if to == t.ID {
+					return Errorf(EInvalid, "depends_on", "depends_on would make a cycle: %s", cycle(via, from, t.ID))
+				}
+				if _, seen := via[to]; !seen {
+					via[to] = from
+					next = append(next, to)
+				}
+			}
+		}
+		frontier = next
+	}
+	return nil
+}
+
+// cycle renders the path start → … → last → start found by checkDependencies.
+func cycle(via map[int64]int64, last, start int64) string {
+	path := []int64{start}
+	for id := last; id != start; id = via[id] {
+		path = append(path, id)
+	}
+	path = append(path, start)
+	slices.Reverse(path[1 : len(path)-1])
+	parts := make([]string, len(path))
+	for i, id := range path {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, " → ")
+}
+
+func joinIDs(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (t *Task) clone() *Task {
+	c := *t
+	c.Labels = slices.Clone(t.Labels)
+	c.DependsOn = slices.Clone(t.DependsOn)
+	return &c
+}

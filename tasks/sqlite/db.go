@@ -1,0 +1,216 @@
+// Package sqlite is the tasks.Store on SQLite (modernc.org/sqlite, pure Go).
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, so every commit is
+// fsynced to the write-ahead log before Write returns: an acknowledged change survives
+// a crash of the process and of the machine. To make that affordable, writes are group
+// committed: one writer goroutine owns the only write connection and runs every Write
+// that is waiting in one transaction, each inside its own savepoint, so a failing change
+// undoes only itself while many changes share one fsync. Reads use a separate pool of
+// read-only connections, which WAL lets run beside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"taskhub/migrations"
+	"taskhub/tasks"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// maxBatch bounds how many changes share one transaction.
+const maxBatch = 256
+
+// busyTimeout is how long a connection waits for a lock held by another process (a
+// `taskhub mcp` writing the same file) before it fails, in milliseconds.
+const busyTimeout = 10000
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("database is closed")
+
+// DB is an open TaskHub database. It implements tasks.Store.
+type DB struct {
+	write *sql.DB // exactly one connection, used only by the writer goroutine
+	read  *sql.DB
+
+	mu     sync.RWMutex // held for reading while sending on ops, for writing by Close
+	closed bool
+	ops    chan *op
+	done   chan struct{} // closed when the writer goroutine has returned
+}
+
+// op is one Write waiting for the writer.
+type op struct {
+	ctx  context.Context
+	fn   func(tasks.Tx) error
+	done chan error
+}
+
+var _ tasks.Store = (*DB)(nil)
+
+// Open opens the database file at path, creating it if needed, and brings its schema
+// up to date. A database whose schema is newer than this binary is refused.
+func Open(ctx context.Context, path string) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// A file: URI with the path escaped, so no character in it can be read as a
+	// parameter. The driver reads the _ parameters; SQLite ignores them.
+	name := "file:" + (&url.URL{Path: abs}).EscapedPath()
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", busyTimeout)
+
+	write, err := sql.Open("sqlite", name+"?"+common+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, write, migrations.FS); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+
+	read, err := sql.Open("sqlite", name+"?"+common+"&_query_only=1")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+
+	db := &DB{write: write, read: read, ops: make(chan *op, maxBatch), done: make(chan struct{})}
+	go db.run()
+	return db, nil
+}
+
+// Close finishes the writes already queued, stops the writer and closes the database.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.ops)
+	db.mu.Unlock()
+	<-db.done
+	return errors.Join(db.read.Close(), db.write.Close())
+}
+
+// Write implements tasks.Store. It hands fn to the writer goroutine and waits for the
+// commit of the transaction fn ran in. If ctx ends before fn has started, fn does not
+// run; once it has started, Write reports the outcome whatever ctx does, so a caller
+// never mistakes a committed change for a failed one.
+func (db *DB) Write(ctx context.Context, fn func(tasks.Tx) error) error {
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case db.ops <- o:
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		return ctx.Err()
+	}
+	db.mu.RUnlock()
+	return <-o.done
+}
+
+// run is the writer goroutine: it takes whatever ops are waiting, up to maxBatch, and
+// commits them together, until Close closes ops.
+func (db *DB) run() {
+	defer close(db.done)
+	batch := make([]*op, 0, maxBatch)
+	for o := range db.ops {
+		batch = append(batch[:0], o)
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case o, ok := <-db.ops:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, o)
+			default:
+				break gather
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs batch in one transaction, each op in a savepoint, and tells each op its
+// outcome once the transaction is durable (or has failed). The statements run under a
+// context that is never cancelled: cancelling one caller's statement would interrupt
+// SQLite, which rolls back the whole transaction and with it the other callers' work.
+func (db *DB) commit(batch []*op) {
+	ctx := context.Background()
+	results := make([]error, len(batch))
+	finish := func(err error) {
+		for i, o := range batch {
+			if results[i] == nil {
+				results[i] = err
+			}
+			o.done <- results[i]
+		}
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		finish(fmt.Errorf("begin: %w", mapError(err)))
+		return
+	}
+	wtx := &writeTx{ctx: ctx, tx: tx}
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("savepoint: %w", mapError(err)))
+			return
+		}
+		if results[i] = runOp(o, wtx); results[i] != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+				tx.Rollback()
+				finish(fmt.Errorf("roll back to savepoint: %w", mapError(err)))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("release savepoint: %w", mapError(err)))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		finish(fmt.Errorf("commit: %w", mapError(err)))
+		return
+	}
+	finish(nil)
+}
+
+// runOp runs one op's function, turning a panic into an error so that one bad change
+// cannot take the writer, and every other caller, down with it.
+func runOp(o *op, tx tasks.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write panicked: %v", r)
+		}
+	}()
+	return o.fn(tx)
+}

@@ -1,0 +1,378 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"taskhub/tasks"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// querier is what reads need: the read pool or the write transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// taskColumns selects a whole task, labels and dependencies as JSON arrays, from t.
+const taskColumns = `t.id, t.title, t.description, t.status, t.priority, t.assignee, t.project,
+	t.parent_id, t.due_at, t.version, t.created_at, t.updated_at, t.created_by, t.updated_by,
+	(SELECT json_group_array(label) FROM task_labels WHERE task_id = t.id),
+	(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = t.id)`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanTask(row scanner) (*tasks.Task, error) {
+	var (
+		t                    tasks.Task
+		parent               sql.NullInt64
+		due                  sql.NullString
+		created, updated     string
+		labelsJSON, depsJSON string
+	)
+	err := row.Scan(&t.ID, &t.Title, &t.Description, &t.Status, &t.Priority, &t.Assignee, &t.Project,
+		&parent, &due, &t.Version, &created, &updated, &t.CreatedBy, &t.UpdatedBy, &labelsJSON, &depsJSON)
+	if err != nil {
+		return nil, err
+	}
+	if parent.Valid {
+		t.ParentID = &parent.Int64
+	}
+	if due.Valid {
+		d, err := parseTime(due.String)
+		if err != nil {
+			return nil, err
+		}
+		t.DueAt = &d
+	}
+	if t.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	if t.UpdatedAt, err = parseTime(updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(labelsJSON), &t.Labels); err != nil {
+		return nil, fmt.Errorf("task %d labels: %w", t.ID, err)
+	}
+	if err := json.Unmarshal([]byte(depsJSON), &t.DependsOn); err != nil {
+		return nil, fmt.Errorf("task %d depends_on: %w", t.ID, err)
+	}
+	// The primary keys keep both sorted in storage, but SQLite does not promise that
+	// an aggregate sees rows in that order.
+	slices.Sort(t.Labels)
+	slices.Sort(t.DependsOn)
+	return &t, nil
+}
+
+func parseTime(s string) (tasks.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return tasks.Time{}, fmt.Errorf("stored time %q: %w", s, err)
+	}
+	return tasks.NewTime(t), nil
+}
+
+func formatTime(t *tasks.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.String()
+}
+
+func getTask(ctx context.Context, q querier, id int64) (*tasks.Task, error) {
+	t, err := scanTask(q.QueryRowContext(ctx, "SELECT "+taskColumns+" FROM tasks t WHERE t.id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tasks.Errorf(tasks.ENotFound, "", "task %d not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get task %d: %w", id, mapError(err))
+	}
+	return t, nil
+}
+
+// Task implements tasks.Store.
+func (db *DB) Task(ctx context.Context, id int64) (*tasks.Task, error) {
+	return getTask(ctx, db.read, id)
+}
+
+// Tasks implements tasks.Store.
+func (db *DB) Tasks(ctx context.Context, q tasks.TaskQuery) ([]*tasks.Task, error) {
+	var (
+		where = []string{"t.id > ?"}
+		args  = []any{q.After}
+	)
+	if len(q.Statuses) > 0 {
+		where = append(where, "t.status IN (SELECT value FROM json_each(?))")
+		args = append(args, jsonArg(q.Statuses))
+	}
+	if q.Assignee != "" {
+		where = append(where, "t.assignee = ?")
+		args = append(args, q.Assignee)
+	}
+	if q.Project != "" {
+		where = append(where, "t.project = ?")
+		args = append(args, q.Project)
+	}
+	if q.Label != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM task_labels l WHERE l.task_id = t.id AND l.label = ?)")
+		args = append(args, q.Label)
+	}
+	if q.ParentID != nil {
+		where = append(where, "t.parent_id = ?")
+		args = append(args, *q.ParentID)
+	}
+	if q.Text != "" {
+		where = append(where, `(t.title LIKE ? ESCAPE '\' OR t.description LIKE ? ESCAPE '\')`)
+		pattern := "%" + likeEscaper.Replace(q.Text) + "%"
+		args = append(args, pattern, pattern)
+	}
+	args = append(args, q.Limit)
+	rows, err := db.read.QueryContext(ctx,
+		"SELECT "+taskColumns+" FROM tasks t WHERE "+strings.Join(where, " AND ")+" ORDER BY t.id LIMIT ?", args...)
+	if err != nil {
+		return nil, fmt.Errorf("query tasks: %w", mapError(err))
+	}
+	defer rows.Close()
+	list := []*tasks.Task{}
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, fmt.Errorf("query tasks: %w", mapError(err))
+		}
+		list = append(list, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query tasks: %w", mapError(err))
+	}
+	return list, nil
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// jsonArg passes a list as one JSON array parameter, for json_each.
+func jsonArg(v any) string {
+	b, _ := json.Marshal(v) // lists of strings and ints always marshal
+	return string(b)
+}
+
+// Events implements tasks.Store.
+func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Event, error) {
+	query := "SELECT seq, type, task_id, source, actor, time, body FROM events WHERE seq > ?"
+	args := []any{q.After}
+	if q.TaskID != 0 {
+		query += " AND task_id = ?"
+		args = append(args, q.TaskID)
+	}
+	query += " ORDER BY seq LIMIT ?"
+	args = append(args, q.Limit)
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", mapError(err))
+	}
+	defer rows.Close()
+	events := []tasks.Event{}
+	for rows.Next() {
+		var (
+			e        tasks.Event
+			taskID   sql.NullInt64
+			at, body string
+		)
+		if err := rows.Scan(&e.Seq, &e.Type, &taskID, &e.Source, &e.Actor, &at, &body); err != nil {
+			return nil, fmt.Errorf("query events: %w", mapError(err))
+		}
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			return nil, fmt.Errorf("event %d body: %w", e.Seq, err)
+		}
+		e.TaskID = taskID.Int64
+		if e.Time, err = parseTime(at); err != nil {
+			return nil, err
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query events: %w", mapError(err))
+	}
+	return events, nil
+}
+
+// LastSeq implements tasks.Store.
+func (db *DB) LastSeq(ctx context.Context) (int64, error) {
+	// sqlite_sequence remembers the highest seq ever given, also after pruning.
+	var seq int64
+	err := db.read.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'").Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("last seq: %w", mapError(err))
+	}
+	return seq, nil
+}
+
+// writeTx is the tasks.Tx of one op inside a batch.
+type writeTx struct {
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
+	res, err := w.tx.ExecContext(w.ctx, query, args...)
+	return res, mapError(err)
+}
+
+func (w *writeTx) ids(query string, args ...any) ([]int64, error) {
+	rows, err := w.tx.QueryContext(w.ctx, query, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, mapError(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, mapError(rows.Err())
+}
+
+func (w *writeTx) Task(id int64) (*tasks.Task, error) { return getTask(w.ctx, w.tx, id) }
+
+func (w *writeTx) Missing(ids []int64) ([]int64, error) {
+	return w.ids("SELECT value FROM json_each(?) WHERE value NOT IN (SELECT id FROM tasks) ORDER BY value", jsonArg(ids))
+}
+
+func (w *writeTx) Dependencies(ids []int64) (map[int64][]int64, error) {
+	rows, err := w.tx.QueryContext(w.ctx,
+		"SELECT task_id, depends_on FROM task_deps WHERE task_id IN (SELECT value FROM json_each(?))", jsonArg(ids))
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	deps := map[int64][]int64{}
+	for rows.Next() {
+		var from, to int64
+		if err := rows.Scan(&from, &to); err != nil {
+			return nil, mapError(err)
+		}
+		deps[from] = append(deps[from], to)
+	}
+	return deps, mapError(rows.Err())
+}
+
+func (w *writeTx) Dependents(id int64) (dependents, children []int64, err error) {
+	if dependents, err = w.ids("SELECT task_id FROM task_deps WHERE depends_on = ? ORDER BY task_id", id); err != nil {
+		return nil, nil, err
+	}
+	if children, err = w.ids("SELECT id FROM tasks WHERE parent_id = ? ORDER BY id", id); err != nil {
+		return nil, nil, err
+	}
+	return dependents, children, nil
+}
+
+func (w *writeTx) CreateTask(t *tasks.Task) error {
+	res, err := w.exec(`INSERT INTO tasks (title, description, status, priority, assignee, project,
+		parent_id, due_at, version, created_at, updated_at, created_by, updated_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Title, t.Description, t.Status, t.Priority, t.Assignee, t.Project,
+		t.ParentID, formatTime(t.DueAt), t.Version, t.CreatedAt.String(), t.UpdatedAt.String(), t.CreatedBy, t.UpdatedBy)
+	if err != nil {
+		return fmt.Errorf("insert task: %w", err)
+	}
+	if t.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("insert task: %w", err)
+	}
+	return w.setLists(t.ID, t.Labels, t.DependsOn)
+}
+
+func (w *writeTx) UpdateTask(old, t *tasks.Task) error {
+	_, err := w.exec(`UPDATE tasks SET title = ?, description = ?, status = ?, priority = ?, assignee = ?,
+		project = ?, parent_id = ?, due_at = ?, version = ?, updated_at = ?, updated_by = ? WHERE id = ?`,
+		t.Title, t.Description, t.Status, t.Priority, t.Assignee, t.Project, t.ParentID, formatTime(t.DueAt),
+		t.Version, t.UpdatedAt.String(), t.UpdatedBy, t.ID)
+	if err != nil {
+		return fmt.Errorf("update task %d: %w", t.ID, err)
+	}
+	var labels []string
+	var deps []int64
+	if !slices.Equal(old.Labels, t.Labels) {
+		if _, err := w.exec("DELETE FROM task_labels WHERE task_id = ?", t.ID); err != nil {
+			return fmt.Errorf("update task %d labels: %w", t.ID, err)
+		}
+		labels = t.Labels
+	}
+	if !slices.Equal(old.DependsOn, t.DependsOn) {
+		if _, err := w.exec("DELETE FROM task_deps WHERE task_id = ?", t.ID); err != nil {
+			return fmt.Errorf("update task %d depends_on: %w", t.ID, err)
+		}
+		deps = t.DependsOn
+	}
+	return w.setLists(t.ID, labels, deps)
+}
+
+// setLists inserts labels and dependencies of task id, one statement for each list.
+func (w *writeTx) setLists(id int64, labels []string, deps []int64) error {
+	if len(labels) > 0 {
+		if _, err := w.exec("INSERT INTO task_labels (task_id, label) SELECT ?, value FROM json_each(?)", id, jsonArg(labels)); err != nil {
+			return fmt.Errorf("task %d labels: %w", id, err)
+		}
+	}
+	if len(deps) > 0 {
+		if _, err := w.exec("INSERT INTO task_deps (task_id, depends_on) SELECT ?, value FROM json_each(?)", id, jsonArg(deps)); err != nil {
+			return fmt.Errorf("task %d depends_on: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (w *writeTx) DeleteTask(id int64) error {
+	if _, err := w.exec("DELETE FROM tasks WHERE id = ?", id); err != nil {
+		return fmt.Errorf("delete task %d: %w", id, err)
+	}
+	return nil
+}
+
+func (w *writeTx) AppendEvent(e *tasks.Event) error {
+	body, err := json.Marshal(struct {
+		Task    *tasks.Task                   `json:"task,omitempty"`
+		Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
+	}{e.Task, e.Changes})
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	var taskID any
+	if e.TaskID != 0 {
+		taskID = e.TaskID
+	}
+	res, err := w.exec("INSERT INTO events (type, task_id, source, actor, time, body) VALUES (?, ?, ?, ?, ?, ?)",
+		e.Type, taskID, e.Source, e.Actor, e.Time.String(), string(body))
+	if err != nil {
+		return fmt.Errorf("append event: %w", err)
+	}
+	if e.Seq, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("append event: %w", err)
+	}
+	return nil
+}
+
+// mapError turns constraint violations, by SQLite result code, into domain errors. The
+// Service checks every rule first, so they mean a change raced past a check.
+func mapError(err error) error {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return &tasks.Error{Code: tasks.EConflict, Message: "the change refers to a task that does not exist, or removes one that others refer to"}
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return &tasks.Error{Code: tasks.EConflict, Message: "the change conflicts with existing data"}
+	}
+	return err
+}
