@@ -37,8 +37,11 @@ var ErrClosed = errors.New("database is closed")
 
 // DB is an open TaskHub database. It implements tasks.Store.
 type DB struct {
-	write *sql.DB // exactly one connection, used only by the writer goroutine
-	read  *sql.DB
+	write      *sql.DB   // one connection: writer
+	writer     *sql.Conn // that connection, used only by the writer goroutine
+	read       *sql.DB
+	writeStmts *stmtCache // prepared on writer
+	readStmts  *stmtCache
 
 	mu     sync.RWMutex // held for reading while sending on ops, for writing by Close
 	closed bool
@@ -68,7 +71,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", busyTimeout)
 
 	write, err := sql.Open("sqlite", name+"?"+common+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate") // immediate: migrations
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -80,9 +83,17 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	// The writer keeps the connection for good and runs BEGIN and COMMIT itself, so it
+	// can prepare a statement on it at any time, also inside a transaction.
+	writer, err := write.Conn(ctx)
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
 
 	read, err := sql.Open("sqlite", name+"?"+common+"&_query_only=1")
 	if err != nil {
+		writer.Close()
 		write.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -90,7 +101,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 
-	db := &DB{write: write, read: read, ops: make(chan *op, maxBatch), done: make(chan struct{})}
+	db := &DB{
+		write: write, writer: writer, read: read, writeStmts: newStmtCache(writer), readStmts: newStmtCache(read),
+		ops: make(chan *op, maxBatch), done: make(chan struct{}),
+	}
 	go db.run()
 	return db, nil
 }
@@ -106,7 +120,9 @@ func (db *DB) Close() error {
 	close(db.ops)
 	db.mu.Unlock()
 	<-db.done
-	return errors.Join(db.read.Close(), db.write.Close())
+	db.readStmts.close()
+	db.writeStmts.close()
+	return errors.Join(db.read.Close(), db.writer.Close(), db.write.Close())
 }
 
 // Write implements tasks.Store. It hands fn to the writer goroutine and waits for the
@@ -158,50 +174,53 @@ func (db *DB) run() {
 // context that is never cancelled: cancelling one caller's statement would interrupt
 // SQLite, which rolls back the whole transaction and with it the other callers' work.
 func (db *DB) commit(batch []*op) {
-	ctx := context.Background()
+	w := &writeTx{conn{ctx: context.Background(), stmts: db.writeStmts}}
 	results := make([]error, len(batch))
-	finish := func(err error) {
-		for i, o := range batch {
-			if results[i] == nil {
-				results[i] = err
-			}
-			o.done <- results[i]
+	err := w.run(batch, results)
+	for i, o := range batch {
+		if results[i] == nil {
+			results[i] = err
 		}
+		o.done <- results[i]
 	}
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		finish(fmt.Errorf("begin: %w", mapError(err)))
-		return
+}
+
+// run runs batch as one transaction, setting the result of each op that fails alone.
+// An error it returns undid the whole transaction, so it is every other op's result.
+func (w *writeTx) run(batch []*op, results []error) error {
+	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
 	}
-	wtx := &writeTx{ctx: ctx, tx: tx}
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-			tx.Rollback()
-			finish(fmt.Errorf("savepoint: %w", mapError(err)))
-			return
+		if _, err := w.exec("SAVEPOINT op"); err != nil {
+			return w.abort("savepoint", err)
 		}
-		if results[i] = runOp(o, wtx); results[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
-				tx.Rollback()
-				finish(fmt.Errorf("roll back to savepoint: %w", mapError(err)))
-				return
+		if results[i] = runOp(o, w); results[i] != nil {
+			if _, err := w.exec("ROLLBACK TO op"); err != nil {
+				return w.abort("roll back to savepoint", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
-			tx.Rollback()
-			finish(fmt.Errorf("release savepoint: %w", mapError(err)))
-			return
+		if _, err := w.exec("RELEASE op"); err != nil {
+			return w.abort("release savepoint", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		finish(fmt.Errorf("commit: %w", mapError(err)))
-		return
+	if _, err := w.exec("COMMIT"); err != nil {
+		return w.abort("commit", err)
 	}
-	finish(nil)
+	return nil
+}
+
+// abort rolls the transaction back after step failed. SQLite may have rolled it back
+// already, in which case ROLLBACK fails harmlessly; its error is kept only as detail.
+func (w *writeTx) abort(step string, err error) error {
+	if _, rerr := w.exec("ROLLBACK"); rerr != nil {
+		return fmt.Errorf("%s: %w (and rollback: %v)", step, err, rerr)
+	}
+	return fmt.Errorf("%s: %w", step, err)
 }
 
 // runOp runs one op's function, turning a panic into an error so that one bad change

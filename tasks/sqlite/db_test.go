@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -47,12 +48,16 @@ func TestMigrationFilesAreNumbered(t *testing.T) {
 
 func TestNewerDatabaseRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "taskhub.db")
-	db := openTest(t, path)
-	if _, err := db.write.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future.sql', '')"); err != nil {
+	openTest(t, path).Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	_, err := Open(context.Background(), path)
+	defer raw.Close()
+	if _, err := raw.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future.sql', '')"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), path)
 	if err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("opening a newer database: %v", err)
 	}

@@ -16,11 +16,46 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// querier is what reads need: the read pool or the write transaction.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+// conn runs prepared statements on the read pool or on the writer's connection.
+type conn struct {
+	ctx   context.Context
+	stmts *stmtCache
 }
+
+func (c conn) stmt(query string) (*sql.Stmt, error) { return c.stmts.get(c.ctx, query) }
+
+func (c conn) exec(query string, args ...any) (sql.Result, error) {
+	s, err := c.stmt(query)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := s.ExecContext(c.ctx, args...)
+	return res, mapError(err)
+}
+
+func (c conn) query(query string, args ...any) (*sql.Rows, error) {
+	s, err := c.stmt(query)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	rows, err := s.QueryContext(c.ctx, args...)
+	return rows, mapError(err)
+}
+
+// queryRow is QueryRow: an error in preparing comes out of Scan.
+func (c conn) queryRow(query string, args ...any) scanner {
+	s, err := c.stmt(query)
+	if err != nil {
+		return errRow{err}
+	}
+	return s.QueryRowContext(c.ctx, args...)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+func (db *DB) reader(ctx context.Context) conn { return conn{ctx: ctx, stmts: db.readStmts} }
 
 // taskColumns selects a whole task, labels and dependencies as JSON arrays, from t.
 const taskColumns = `t.id, t.title, t.description, t.status, t.priority, t.assignee, t.project,
@@ -87,8 +122,8 @@ func formatTime(t *tasks.Time) any {
 	return t.String()
 }
 
-func getTask(ctx context.Context, q querier, id int64) (*tasks.Task, error) {
-	t, err := scanTask(q.QueryRowContext(ctx, "SELECT "+taskColumns+" FROM tasks t WHERE t.id = ?", id))
+func getTask(c conn, id int64) (*tasks.Task, error) {
+	t, err := scanTask(c.queryRow("SELECT "+taskColumns+" FROM tasks t WHERE t.id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tasks.Errorf(tasks.ENotFound, "", "task %d not found", id)
 	}
@@ -100,7 +135,7 @@ func getTask(ctx context.Context, q querier, id int64) (*tasks.Task, error) {
 
 // Task implements tasks.Store.
 func (db *DB) Task(ctx context.Context, id int64) (*tasks.Task, error) {
-	return getTask(ctx, db.read, id)
+	return getTask(db.reader(ctx), id)
 }
 
 // Tasks implements tasks.Store.
@@ -135,7 +170,7 @@ func (db *DB) Tasks(ctx context.Context, q tasks.TaskQuery) ([]*tasks.Task, erro
 		args = append(args, pattern, pattern)
 	}
 	args = append(args, q.Limit)
-	rows, err := db.read.QueryContext(ctx,
+	rows, err := db.reader(ctx).query(
 		"SELECT "+taskColumns+" FROM tasks t WHERE "+strings.Join(where, " AND ")+" ORDER BY t.id LIMIT ?", args...)
 	if err != nil {
 		return nil, fmt.Errorf("query tasks: %w", mapError(err))
@@ -173,9 +208,9 @@ func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Event, er
 	}
 	query += " ORDER BY seq LIMIT ?"
 	args = append(args, q.Limit)
-	rows, err := db.read.QueryContext(ctx, query, args...)
+	rows, err := db.reader(ctx).query(query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query events: %w", mapError(err))
+		return nil, fmt.Errorf("query events: %w", err)
 	}
 	defer rows.Close()
 	events := []tasks.Event{}
@@ -207,28 +242,20 @@ func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Event, er
 func (db *DB) LastSeq(ctx context.Context) (int64, error) {
 	// sqlite_sequence remembers the highest seq ever given, also after pruning.
 	var seq int64
-	err := db.read.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'").Scan(&seq)
+	err := db.reader(ctx).queryRow("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'").Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("last seq: %w", mapError(err))
 	}
 	return seq, nil
 }
 
-// writeTx is the tasks.Tx of one op inside a batch.
-type writeTx struct {
-	ctx context.Context
-	tx  *sql.Tx
-}
-
-func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
-	res, err := w.tx.ExecContext(w.ctx, query, args...)
-	return res, mapError(err)
-}
+// writeTx is the tasks.Tx of the ops of a batch.
+type writeTx struct{ conn }
 
 func (w *writeTx) ids(query string, args ...any) ([]int64, error) {
-	rows, err := w.tx.QueryContext(w.ctx, query, args...)
+	rows, err := w.query(query, args...)
 	if err != nil {
-		return nil, mapError(err)
+		return nil, err
 	}
 	defer rows.Close()
 	var ids []int64
@@ -242,17 +269,16 @@ func (w *writeTx) ids(query string, args ...any) ([]int64, error) {
 	return ids, mapError(rows.Err())
 }
 
-func (w *writeTx) Task(id int64) (*tasks.Task, error) { return getTask(w.ctx, w.tx, id) }
+func (w *writeTx) Task(id int64) (*tasks.Task, error) { return getTask(w.conn, id) }
 
 func (w *writeTx) Missing(ids []int64) ([]int64, error) {
 	return w.ids("SELECT value FROM json_each(?) WHERE value NOT IN (SELECT id FROM tasks) ORDER BY value", jsonArg(ids))
 }
 
 func (w *writeTx) Dependencies(ids []int64) (map[int64][]int64, error) {
-	rows, err := w.tx.QueryContext(w.ctx,
-		"SELECT task_id, depends_on FROM task_deps WHERE task_id IN (SELECT value FROM json_each(?))", jsonArg(ids))
+	rows, err := w.query("SELECT task_id, depends_on FROM task_deps WHERE task_id IN (SELECT value FROM json_each(?))", jsonArg(ids))
 	if err != nil {
-		return nil, mapError(err)
+		return nil, err
 	}
 	defer rows.Close()
 	deps := map[int64][]int64{}
@@ -359,6 +385,12 @@ func (w *writeTx) AppendEvent(e *tasks.Event) error {
 		return fmt.Errorf("append event: %w", err)
 	}
 	return nil
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY, of any extended kind.
+func isBusy(err error) bool {
+	e, ok := errors.AsType[*sqlite.Error](err)
+	return ok && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // mapError turns constraint violations, by SQLite result code, into domain errors. The
