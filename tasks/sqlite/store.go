@@ -115,6 +115,14 @@ func parseTime(s string) (tasks.Time, error) {
 	return tasks.NewTime(t), nil
 }
 
+// nullable returns *p, or nil for SQL NULL.
+func nullable[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
 func formatTime(t *tasks.Time) any {
 	if t == nil {
 		return nil
@@ -318,10 +326,29 @@ func (w *writeTx) CreateTask(t *tasks.Task) error {
 }
 
 func (w *writeTx) UpdateTask(old, t *tasks.Task) error {
-	_, err := w.exec(`UPDATE tasks SET title = ?, description = ?, status = ?, priority = ?, assignee = ?,
-		project = ?, parent_id = ?, due_at = ?, version = ?, updated_at = ?, updated_by = ? WHERE id = ?`,
-		t.Title, t.Description, t.Status, t.Priority, t.Assignee, t.Project, t.ParentID, formatTime(t.DueAt),
-		t.Version, t.UpdatedAt.String(), t.UpdatedBy, t.ID)
+	// SET only the columns that changed: SQLite then leaves alone every index on the
+	// others, which is most of the work of an update.
+	set := []string{"version = ?", "updated_at = ?", "updated_by = ?"}
+	args := []any{t.Version, t.UpdatedAt.String(), t.UpdatedBy}
+	for _, c := range []struct {
+		column   string
+		old, new any
+	}{
+		{"title", old.Title, t.Title},
+		{"description", old.Description, t.Description},
+		{"status", old.Status, t.Status},
+		{"priority", old.Priority, t.Priority},
+		{"assignee", old.Assignee, t.Assignee},
+		{"project", old.Project, t.Project},
+		{"parent_id", nullable(old.ParentID), nullable(t.ParentID)},
+		{"due_at", formatTime(old.DueAt), formatTime(t.DueAt)},
+	} {
+		if c.old != c.new {
+			set = append(set, c.column+" = ?")
+			args = append(args, c.new)
+		}
+	}
+	_, err := w.exec("UPDATE tasks SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, t.ID)...)
 	if err != nil {
 		return fmt.Errorf("update task %d: %w", t.ID, err)
 	}
