@@ -271,10 +271,10 @@ func (s *Service) Delete(ctx context.Context, id, ifVersion int64) error {
 			return err
 		}
 		if len(dependents) > 0 {
-			return Errorf(EConflict, "", "task %d cannot be deleted: tasks %s depend on it", id, joinIDs(dependents))
+			return Errorf(EConflict, "", "task %d cannot be deleted: %s on it", id, countIDs(dependents, "task %s depends", "tasks %s depend"))
 		}
 		if len(children) > 0 {
-			return Errorf(EConflict, "", "task %d cannot be deleted: it is the parent of tasks %s", id, joinIDs(children))
+			return Errorf(EConflict, "", "task %d cannot be deleted: it is the parent of %s", id, countIDs(children, "task %s", "tasks %s"))
 		}
 		if err := tx.DeleteTask(id); err != nil {
 			return err
@@ -424,6 +424,14 @@ func cycle(via map[int64]int64, last, start int64) string {
 		parts[i] = strconv.FormatInt(id, 10)
 	}
 	return strings.Join(parts, " → ")
+}
+
+// countIDs formats ids into one or many, whichever agrees with their number.
+func countIDs(ids []int64, one, many string) string {
+	if len(ids) == 1 {
+		return fmt.Sprintf(one, joinIDs(ids))
+	}
+	return fmt.Sprintf(many, joinIDs(ids))
 }
 
 func joinIDs(ids []int64) string {
