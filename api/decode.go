@@ -8,6 +8,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"taskhub/tasks"
 
@@ -48,12 +50,16 @@ func decodeObject(body io.Reader, field func(name string, value json.RawMessage)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return bodyError(err)
+			return bodyError(unfinished(err))
 		}
 		name := tok.(string) // inside an object, the decoder yields only string keys here
 		var value json.RawMessage
 		if err := dec.Decode(&value); err != nil {
-			return bodyError(err)
+			return bodyError(unfinished(err))
+		}
+		// encoding/json would quietly replace bytes that are not UTF-8; JSON is UTF-8.
+		if !utf8.ValidString(name) || !utf8.Valid(value) {
+			return invalid(strings.ToValidUTF8(name, "?"), "request body is not valid UTF-8")
 		}
 		if seen[name] {
 			return invalid(name, fmt.Sprintf("field %q is given twice", name))
@@ -64,7 +70,7 @@ func decodeObject(body io.Reader, field func(name string, value json.RawMessage)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return bodyError(err)
+		return bodyError(unfinished(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		if err != nil {
@@ -73,6 +79,14 @@ func decodeObject(body io.Reader, field func(name string, value json.RawMessage)
 		return invalid("", "request body must hold one JSON object and nothing after it")
 	}
 	return nil
+}
+
+// unfinished turns the end of the body inside the object into the error it is.
+func unfinished(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // bodyError explains why a body could not be read as JSON.
@@ -117,9 +131,9 @@ func decodeUpdate(body io.Reader) (tasks.Update, error) {
 		case "project":
 			return decodeField(name, v, "a string or null", &u.Project)
 		case "labels":
-			return decodeField(name, v, "an array of strings or null", &u.Labels)
+			return decodeList(name, v, "an array of strings or null", &u.Labels)
 		case "depends_on":
-			return decodeField(name, v, "an array of task ids or null", &u.DependsOn)
+			return decodeList(name, v, "an array of task ids or null", &u.DependsOn)
 		case "parent_id":
 			return decodeField(name, v, "a task id or null", &u.ParentID)
 		case "due_at":
@@ -140,6 +154,27 @@ func decodeField[T any](name string, v json.RawMessage, want string, f *tasks.Fi
 		return invalid(name, fmt.Sprintf("%s must be %s", name, want))
 	}
 	*f = tasks.Value(value)
+	return nil
+}
+
+// decodeList is decodeField for an array, whose elements must not be null: decoded
+// as they are, a null would quietly become "" or 0.
+func decodeList[T any](name string, v json.RawMessage, want string, f *tasks.Field[[]T]) error {
+	var elems []*T
+	if err := json.Unmarshal(v, &elems); err != nil {
+		return invalid(name, fmt.Sprintf("%s must be %s", name, want))
+	}
+	var list []T
+	if elems != nil {
+		list = make([]T, len(elems))
+	}
+	for i, e := range elems {
+		if e == nil {
+			return invalid(name, fmt.Sprintf("%s must be %s, but element %d is null", name, want, i))
+		}
+		list[i] = *e
+	}
+	*f = tasks.Value(list)
 	return nil
 }
 

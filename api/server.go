@@ -33,15 +33,16 @@ func New(cfg Config) http.Handler {
 	e.Use(middleware.BodyLimit("1MiB"))
 
 	h := &handlers{svc: cfg.Service}
-	e.GET("/healthz", h.health)
-	g := e.Group("/api")
-	g.POST("/tasks", h.createTask)
-	g.GET("/tasks", h.listTasks)
-	g.GET("/tasks/:id", h.getTask)
-	g.PATCH("/tasks/:id", h.updateTask)
-	g.DELETE("/tasks/:id", h.deleteTask)
-	g.GET("/tasks/:id/events", h.taskEvents)
-	g.GET("/events", h.events)
+	// HEAD wherever GET: net/http sends the headers and drops the body.
+	get := func(path string, fn echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, fn) }
+	get("/healthz", h.health)
+	e.POST("/api/tasks", h.createTask)
+	get("/api/tasks", h.listTasks)
+	get("/api/tasks/:id", h.getTask)
+	e.PATCH("/api/tasks/:id", h.updateTask)
+	e.DELETE("/api/tasks/:id", h.deleteTask)
+	get("/api/tasks/:id/events", h.taskEvents)
+	get("/api/events", h.events)
 	return e
 }
 

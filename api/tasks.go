@@ -41,6 +41,9 @@ func (h *handlers) createTask(c echo.Context) error {
 }
 
 func (h *handlers) getTask(c echo.Context) error {
+	if err := onlyParams(c.QueryParams()); err != nil {
+		return err
+	}
 	id, err := pathID(c)
 	if err != nil {
 		return err
@@ -126,6 +129,9 @@ func (h *handlers) listTasks(c echo.Context) error {
 }
 
 func (h *handlers) taskEvents(c echo.Context) error {
+	if err := onlyParams(c.QueryParams()); err != nil {
+		return err
+	}
 	id, err := pathID(c)
 	if err != nil {
 		return err
@@ -174,7 +180,8 @@ func ifMatch(r *http.Request) (int64, error) {
 	}
 	if v, ok := strings.CutPrefix(h, `"v`); ok {
 		if v, ok := strings.CutSuffix(v, `"`); ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			// Tags compare as strings: "v01" is not "v1".
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && strconv.FormatInt(n, 10) == v {
 				return n, nil
 			}
 		}
@@ -190,12 +197,19 @@ func pathID(c echo.Context) (int64, error) {
 	return id, nil
 }
 
-// onlyParams refuses query parameters other than allowed: a misspelt filter would
-// otherwise silently match everything.
+// onlyParams refuses query parameters other than allowed, and any but status given
+// twice: a misspelt filter would otherwise silently match everything, and of two
+// values one would silently be ignored.
 func onlyParams(q url.Values, allowed ...string) error {
-	for name := range q {
+	for name, values := range q {
 		if !slices.Contains(allowed, name) {
+			if len(allowed) == 0 {
+				return invalid(name, fmt.Sprintf("unknown query parameter %q: this endpoint takes none", name))
+			}
 			return invalid(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(allowed, ", ")))
+		}
+		if len(values) > 1 && name != "status" {
+			return invalid(name, fmt.Sprintf("query parameter %q is given more than once", name))
 		}
 	}
 	return nil

@@ -212,13 +212,15 @@ func (t *Task) validate() error {
 			return Errorf(EInvalid, "labels", "each label must be 1 to %d characters, got %q", MaxLabel, l)
 		}
 	}
-	if t.ParentID != nil && *t.ParentID == t.ID {
+	// A new task has no id yet (0): its parent and dependencies are checked for
+	// existence instead, which gives the right message for 0.
+	if t.ID != 0 && t.ParentID != nil && *t.ParentID == t.ID {
 		return Errorf(EInvalid, "parent_id", "a task cannot be its own parent")
 	}
 	if len(t.DependsOn) > MaxDependsOn {
 		return Errorf(EInvalid, "depends_on", "at most %d dependencies are allowed, got %d", MaxDependsOn, len(t.DependsOn))
 	}
-	if slices.Contains(t.DependsOn, t.ID) {
+	if t.ID != 0 && slices.Contains(t.DependsOn, t.ID) {
 		return Errorf(EInvalid, "depends_on", "a task cannot depend on itself")
 	}
 	return nil
