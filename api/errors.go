@@ -82,10 +82,13 @@ func toError(err error) *Error {
 // logged: the others are the client's to read.
 func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
-		if c.Response().Committed {
+		e := toError(err)
+		if c.Response().Committed { // too late to answer: the status is sent
+			if e.Status >= http.StatusInternalServerError {
+				logger.Error("request failed after its response began", "path", c.Request().URL.Path, "err", err)
+			}
 			return
 		}
-		e := toError(err)
 		r := c.Request()
 		switch {
 		case errors.Is(err, echo.ErrNotFound):

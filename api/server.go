@@ -18,6 +18,8 @@ import (
 type Config struct {
 	Service *tasks.Service
 	Logger  *slog.Logger
+	Stream  http.Handler // GET /events/stream; not served when nil
+	Debug   http.Handler // GET /events/debug; not served when nil
 }
 
 // New returns the HTTP handler of the whole server.
@@ -26,7 +28,15 @@ func New(cfg Config) http.Handler {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	e.Use(middleware.Recover())
+	// Panics are logged like every other internal error: echo's own logger would
+	// write them to stdout, which carries only the listening line.
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			cfg.Logger.Error("handler panicked", "method", c.Request().Method, "path", c.Request().URL.Path,
+				"err", err, "stack", string(stack))
+			return err
+		},
+	}))
 	e.Use(requestLog(cfg.Logger))
 	// Limits every body, before any handler reads it. (Middleware given to a Group
 	// would make echo answer 404 instead of 405 for a wrong method under it.)
@@ -43,6 +53,12 @@ func New(cfg Config) http.Handler {
 	e.DELETE("/api/tasks/:id", h.deleteTask)
 	get("/api/tasks/:id/events", h.taskEvents)
 	get("/api/events", h.events)
+	if cfg.Stream != nil {
+		e.GET("/events/stream", echo.WrapHandler(cfg.Stream))
+	}
+	if cfg.Debug != nil {
+		get("/events/debug", echo.WrapHandler(cfg.Debug))
+	}
 	return e
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"taskhub/api"
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
 )
@@ -25,6 +26,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on; port 0 picks a free one")
 	dbPath := fs.String("db", "./taskhub.db", "SQLite database `file`, created if missing")
 	insecure := fs.Bool("insecure", false, "allow listening on a non-loopback address without tokens")
+	keepalive := fs.Duration("keepalive", broadcaster.DefaultKeepalive, "send a keepalive comment on event streams after this much `silence`")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -48,6 +50,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	if *keepalive <= 0 {
+		return fmt.Errorf("%w: --keepalive must be positive, got %s", errUsage, *keepalive)
+	}
+	hub := broadcaster.New(broadcaster.Config{
+		Log: eventLog{store},
+		Vocabulary: broadcaster.Vocabulary{
+			Types: names(tasks.EventTypes), Statuses: names(tasks.Statuses), Sources: names(tasks.Sources),
+		},
+		Logger:    logger.With("component", "broadcaster"),
+		Keepalive: *keepalive,
+	})
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- hub.Run(hubCtx, store.Committed()) }()
+	defer func() {
+		stopHub()
+		if err := <-hubDone; err != nil {
+			logger.Error("broadcaster stopped", "err", err)
+		}
+	}()
+
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -56,6 +79,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Handler: api.New(api.Config{
 			Service: tasks.NewService(store),
 			Logger:  logger.With("component", "api"),
+			Stream:  hub,
+			Debug:   hub.Debug(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
@@ -73,6 +98,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
+	// End the event streams first: Shutdown waits for every request, and a stream
+	// would not end by itself.
+	stopHub()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -83,6 +111,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// names converts a list of string-typed values.
+func names[S ~string](values []S) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out
 }
 
 // checkLoopback refuses an address other machines can reach, unless insecure: the

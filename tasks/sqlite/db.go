@@ -47,6 +47,8 @@ type DB struct {
 	closed bool
 	ops    chan *op
 	done   chan struct{} // closed when the writer goroutine has returned
+
+	committed chan struct{} // capacity 1: a transaction has committed since last read
 }
 
 // op is one Write waiting for the writer.
@@ -103,11 +105,16 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 	db := &DB{
 		write: write, writer: writer, read: read, writeStmts: newStmtCache(writer), readStmts: newStmtCache(read),
-		ops: make(chan *op, maxBatch), done: make(chan struct{}),
+		ops: make(chan *op, maxBatch), done: make(chan struct{}), committed: make(chan struct{}, 1),
 	}
 	go db.run()
 	return db, nil
 }
+
+// Committed returns a channel that receives a value after transactions commit: one
+// value stands for every commit since the channel was last read. It lets a reader of
+// the event log wait for news instead of polling.
+func (db *DB) Committed() <-chan struct{} { return db.committed }
 
 // Close finishes the writes already queued, stops the writer and closes the database.
 func (db *DB) Close() error {
@@ -177,6 +184,12 @@ func (db *DB) commit(batch []*op) {
 	w := &writeTx{conn{ctx: context.Background(), stmts: db.writeStmts}}
 	results := make([]error, len(batch))
 	err := w.run(batch, results)
+	if err == nil {
+		select {
+		case db.committed <- struct{}{}:
+		default: // a signal is already waiting: the reader will see this commit too
+		}
+	}
 	for i, o := range batch {
 		if results[i] == nil {
 			results[i] = err

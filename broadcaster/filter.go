@@ -1,0 +1,153 @@
+package broadcaster
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Vocabulary is the values a filter may name: anything else is refused, since a
+// misspelt type or status would otherwise match nothing, silently.
+type Vocabulary struct {
+	Types    []string
+	Statuses []string
+	Sources  []string
+}
+
+// Filter selects events. Each list that is not empty must share a value with the
+// event's (OR within a list); all of them must (AND across lists).
+type Filter struct {
+	Types     []string `json:"types,omitempty"`
+	TaskIDs   []int64  `json:"task_id,omitempty"`
+	Assignees []string `json:"assignee,omitempty"`
+	Projects  []string `json:"project,omitempty"`
+	Statuses  []string `json:"status,omitempty"`
+	Labels    []string `json:"label,omitempty"`
+	Sources   []string `json:"source,omitempty"`
+}
+
+// Match reports whether e passes f.
+func (f *Filter) Match(e *Event) bool {
+	return (len(f.Types) == 0 || slices.Contains(f.Types, e.Type)) &&
+		(len(f.TaskIDs) == 0 || slices.Contains(f.TaskIDs, e.TaskID)) &&
+		(len(f.Sources) == 0 || slices.Contains(f.Sources, e.Source)) &&
+		overlaps(f.Assignees, e.Assignees) && overlaps(f.Projects, e.Projects) &&
+		overlaps(f.Statuses, e.Statuses) && overlaps(f.Labels, e.Labels)
+}
+
+// overlaps reports whether want is empty or shares a value with have.
+func overlaps(want, have []string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, h := range have {
+		if slices.Contains(want, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// StreamRequest is what a client asks of the stream.
+type StreamRequest struct {
+	Filter      Filter
+	Batch       time.Duration // 0: every event on its own
+	LastEventID int64
+	Replay      bool // LastEventID was given
+}
+
+// MaxBatch is the longest batching window a client may ask for.
+const MaxBatch = 10 * time.Second
+
+// RequestError is a stream request the server refuses: Field is the query parameter.
+type RequestError struct {
+	Field   string
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Message }
+
+func badParam(field, format string, args ...any) error {
+	return &RequestError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// streamParams are the query parameters of the stream, besides any in extra.
+var streamParams = []string{"types", "task_id", "assignee", "project", "status", "label", "source", "batch", "last_event_id"}
+
+// ParseStreamRequest reads the query of a stream request, and lastEventID, the
+// Last-Event-ID header, which wins over the last_event_id parameter. Parameters named
+// in extra (those another layer reads, such as a token) are let through.
+func ParseStreamRequest(q url.Values, lastEventID string, v Vocabulary, extra ...string) (StreamRequest, error) {
+	var r StreamRequest
+	for name, values := range q {
+		if !slices.Contains(streamParams, name) && !slices.Contains(extra, name) {
+			return r, badParam(name, "unknown query parameter %q (known: %s)", name, strings.Join(streamParams, ", "))
+		}
+		if len(values) > 1 {
+			return r, badParam(name, "query parameter %q is given more than once; use a comma list", name)
+		}
+	}
+	var err error
+	if r.Filter.Types, err = enumList(q, "types", v.Types); err != nil {
+		return r, err
+	}
+	if r.Filter.Statuses, err = enumList(q, "status", v.Statuses); err != nil {
+		return r, err
+	}
+	if r.Filter.Sources, err = enumList(q, "source", v.Sources); err != nil {
+		return r, err
+	}
+	r.Filter.Assignees = list(q, "assignee")
+	r.Filter.Projects = list(q, "project")
+	r.Filter.Labels = list(q, "label")
+	for _, s := range list(q, "task_id") {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id < 1 {
+			return r, badParam("task_id", "task_id must be a comma list of task ids, got %q", s)
+		}
+		r.Filter.TaskIDs = append(r.Filter.TaskIDs, id)
+	}
+	if q.Has("batch") {
+		d, err := time.ParseDuration(q.Get("batch"))
+		if err != nil || d < 0 || d > MaxBatch {
+			return r, badParam("batch", "batch must be a duration from 0 to %s, such as 250ms, got %q", MaxBatch, q.Get("batch"))
+		}
+		r.Batch = d
+	}
+	field, id := "Last-Event-ID", lastEventID
+	if id == "" && q.Has("last_event_id") {
+		field, id = "last_event_id", q.Get("last_event_id")
+	}
+	if id != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64)
+		if err != nil || n < 0 {
+			return r, badParam(field, "%s must be the id of an event, got %q", field, id)
+		}
+		r.LastEventID, r.Replay = n, true
+	}
+	return r, nil
+}
+
+// list splits the comma list of parameter name, dropping empty items.
+func list(q url.Values, name string) []string {
+	var out []string
+	for s := range strings.SplitSeq(q.Get(name), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func enumList(q url.Values, name string, known []string) ([]string, error) {
+	values := list(q, name)
+	for _, s := range values {
+		if !slices.Contains(known, s) {
+			return nil, badParam(name, "%s must be a comma list of %s, got %q", name, strings.Join(known, ", "), s)
+		}
+	}
+	return values, nil
+}

@@ -1,0 +1,167 @@
+// Package broadcaster fans the committed events of the log out to Server-Sent-Events
+// subscribers. Events reach it only through the Log, in seq order, read by the Hub's
+// tailer after they commit, so the ordering, the replay of a reconnecting client and
+// the delivery of another process's changes are one path.
+//
+// Each subscriber has a filter, a bounded queue of pre-encoded events and one writer
+// (the goroutine serving its request), which drains the whole queue into one write and
+// one flush. Publishing never waits for a subscriber: one whose queue is full is
+// disconnected, and loses nothing, since its reconnect replays from its last id.
+package broadcaster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config is what a Hub is built from. Zero durations and sizes take the defaults.
+type Config struct {
+	Log          Log
+	Vocabulary   Vocabulary
+	Logger       *slog.Logger
+	Keepalive    time.Duration // a comment after this much silence; default 15s
+	QueueCap     int           // events queued for one subscriber; default 1024
+	WriteTimeout time.Duration // for one write to a subscriber; default 10s
+	Poll         time.Duration // how often the tailer looks at the log unbidden; default 1s
+}
+
+// Defaults of Config.
+const (
+	DefaultKeepalive    = 15 * time.Second
+	DefaultQueueCap     = 1024
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultPoll         = time.Second
+)
+
+// replayPage is how many events replay and the tailer read from the log at once.
+const replayPage = 500
+
+// Hub holds the subscribers and publishes the log's events to them.
+type Hub struct {
+	cfg     Config
+	started time.Time
+	done    chan struct{} // closed when Run returns: every stream ends
+
+	mu   sync.RWMutex
+	subs map[*subscriber]struct{}
+
+	published atomic.Int64
+	sent      atomic.Int64
+	batches   atomic.Int64
+	dropped   atomic.Int64
+	lastSeq   atomic.Int64
+	lastTime  atomic.Int64 // unix nanoseconds of the last publish
+}
+
+// New returns a Hub; Run starts it.
+func New(cfg Config) *Hub {
+	if cfg.Keepalive <= 0 {
+		cfg.Keepalive = DefaultKeepalive
+	}
+	if cfg.QueueCap <= 0 {
+		cfg.QueueCap = DefaultQueueCap
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultPoll
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{cfg: cfg, started: time.Now(), done: make(chan struct{}), subs: map[*subscriber]struct{}{}}
+}
+
+// Run tails the log from its current end, publishing each new event, and sends
+// keepalives, until ctx ends; then it ends every stream and returns. A value on wake
+// means the log has grown (a commit in this process, a write by another); without
+// one, the tailer still looks every Poll.
+func (h *Hub) Run(ctx context.Context, wake <-chan struct{}) error {
+	defer close(h.done)
+	last, err := h.cfg.Log.Last(ctx)
+	if err != nil {
+		return fmt.Errorf("broadcaster: read the end of the log: %w", err)
+	}
+	h.lastSeq.Store(last)
+	poll := time.NewTicker(h.cfg.Poll)
+	defer poll.Stop()
+	keepalive := time.NewTicker(h.cfg.Keepalive / 4)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-poll.C:
+		case now := <-keepalive.C:
+			h.keepalive(now)
+			continue
+		}
+		if last, err = h.tail(ctx, last); err != nil && ctx.Err() == nil {
+			h.cfg.Logger.Error("read the event log", "after_seq", last, "err", err)
+		}
+	}
+}
+
+// tail publishes every event after seq last and returns the new last seq.
+func (h *Hub) tail(ctx context.Context, last int64) (int64, error) {
+	for {
+		events, err := h.cfg.Log.After(ctx, last, replayPage)
+		if err != nil {
+			return last, err
+		}
+		for i := range events {
+			h.Publish(&events[i])
+			last = events[i].Seq
+		}
+		if len(events) < replayPage {
+			return last, nil
+		}
+	}
+}
+
+// Publish hands e to every subscriber whose filter matches, encoded once for all of
+// them. It never waits for a subscriber. Only the tailer calls it, in seq order.
+func (h *Hub) Publish(e *Event) {
+	f := newFrame(e)
+	h.mu.RLock()
+	for s := range h.subs {
+		if s.req.Filter.Match(e) {
+			s.push(f)
+		}
+	}
+	h.mu.RUnlock()
+	h.published.Add(1)
+	h.lastSeq.Store(e.Seq)
+	h.lastTime.Store(time.Now().UnixNano())
+}
+
+// keepalive wakes every subscriber that has been silent for a keepalive interval.
+func (h *Hub) keepalive(now time.Time) {
+	due := now.Add(-h.cfg.Keepalive).UnixNano()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs {
+		if s.lastWrite.Load() <= due {
+			s.keepaliveDue.Store(true)
+			s.signal()
+		}
+	}
+}
+
+func (h *Hub) add(s *subscriber) {
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *Hub) remove(s *subscriber) {
+	h.mu.Lock()
+	delete(h.subs, s)
+	h.mu.Unlock()
+}

@@ -1,0 +1,266 @@
+package broadcaster
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// subscriber is one open stream.
+type subscriber struct {
+	id          string
+	remoteAddr  string
+	userAgent   string
+	connectedAt time.Time
+	req         StreamRequest
+	queueCap    int
+
+	mu       sync.Mutex
+	queue    []*frame
+	overflow bool
+
+	wake         chan struct{} // capacity 1: "look at the queue"
+	keepaliveDue atomic.Bool
+	lastWrite    atomic.Int64 // unix nanoseconds
+	lastID       atomic.Int64
+	sent         atomic.Int64
+}
+
+// push queues f, or marks the subscriber as overflowed when its queue is full. It
+// never blocks.
+func (s *subscriber) push(f *frame) {
+	s.mu.Lock()
+	if !s.overflow {
+		if len(s.queue) < s.queueCap {
+			s.queue = append(s.queue, f)
+		} else {
+			s.overflow = true
+			s.queue = nil
+		}
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *subscriber) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns everything queued, and whether the queue overflowed.
+func (s *subscriber) take(into []*frame) ([]*frame, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	into = append(into, s.queue...)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	return into, s.overflow
+}
+
+func (s *subscriber) queueLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// buffers holds write buffers between writes, so an idle subscriber holds none.
+var buffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// stream is the writer side of one subscriber: the goroutine serving its request.
+type stream struct {
+	h        *Hub
+	s        *subscriber
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	replayed int64 // events up to this seq were sent by replay
+	pending  []*frame
+}
+
+// ServeHTTP serves GET /events/stream.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, err := ParseStreamRequest(r.URL.Query(), r.Header.Get("Last-Event-ID"), h.cfg.Vocabulary, "access_token")
+	if err != nil {
+		var re *RequestError
+		errors.As(err, &re)
+		writeError(w, http.StatusBadRequest, "invalid_argument", re.Message, re.Field)
+		return
+	}
+	rc := http.NewResponseController(w)
+	// A stream lives long: no deadline from the server's settings may cut it. Each
+	// write sets its own.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+
+	s := &subscriber{
+		id: newID(), remoteAddr: r.RemoteAddr, userAgent: r.UserAgent(), connectedAt: time.Now(),
+		req: req, queueCap: h.cfg.QueueCap, wake: make(chan struct{}, 1),
+	}
+	st := &stream{h: h, s: s, w: w, rc: rc}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if err := st.write([]byte("retry: 3000\n: connected " + s.id + "\n\n")); err != nil {
+		return
+	}
+	log := h.cfg.Logger.With("subscriber", s.id, "remote_addr", s.remoteAddr)
+
+	// Register before replay: what is published meanwhile queues up, and what replay
+	// already sent is skipped when the queue is drained. No gap, no duplicate.
+	h.add(s)
+	defer h.remove(s)
+	log.Debug("subscriber connected", "filter", req.Filter, "last_event_id", req.LastEventID, "replay", req.Replay)
+	if req.Replay {
+		if err := st.replay(r); err != nil {
+			log.Debug("subscriber gone during replay", "err", err)
+			return
+		}
+	}
+
+	var window <-chan time.Time
+	for {
+		select {
+		case <-r.Context().Done():
+			log.Debug("subscriber disconnected")
+			return
+		case <-h.done:
+			return
+		case <-window:
+			window = nil
+			if err := st.flush(); err != nil {
+				log.Debug("subscriber gone", "err", err)
+				return
+			}
+		case <-s.wake:
+			var overflow bool
+			st.pending, overflow = s.take(st.pending)
+			if overflow {
+				h.dropped.Add(1)
+				log.Warn("subscriber dropped", "reason", fmt.Sprintf("queue full (%d events): it reads too slowly", s.queueCap))
+				return
+			}
+			if req.Batch > 0 && len(st.pending) > 0 {
+				if window == nil {
+					window = time.After(req.Batch)
+				}
+				continue
+			}
+			if err := st.flush(); err != nil {
+				log.Debug("subscriber gone", "err", err)
+				return
+			}
+		}
+	}
+}
+
+// replay sends the matching events of the log after the client's last id, page by
+// page, each page in one write.
+func (st *stream) replay(r *http.Request) error {
+	after := st.s.req.LastEventID
+	for {
+		events, err := st.h.cfg.Log.After(r.Context(), after, replayPage)
+		if err != nil {
+			return err
+		}
+		for i := range events {
+			if st.s.req.Filter.Match(&events[i]) {
+				st.pending = append(st.pending, newFrame(&events[i]))
+			}
+			after = events[i].Seq
+		}
+		if err := st.flush(); err != nil {
+			return err
+		}
+		st.replayed = after
+		if len(events) < replayPage {
+			return nil
+		}
+	}
+}
+
+// flush writes everything pending in one write and one flush, as single events or as
+// one batch_update, or a keepalive comment when there is nothing and one is due.
+func (st *stream) flush() error {
+	frames := st.pending[:0]
+	for _, f := range st.pending {
+		if f.seq > st.replayed {
+			frames = append(frames, f)
+		}
+	}
+	st.pending = st.pending[:0]
+	keepalive := st.s.keepaliveDue.Swap(false)
+	if len(frames) == 0 && !keepalive {
+		return nil
+	}
+	bp := buffers.Get().(*[]byte)
+	defer func() { *bp = (*bp)[:0]; buffers.Put(bp) }()
+	b := *bp
+	switch {
+	case len(frames) == 0:
+		b = append(b, ": keepalive\n\n"...)
+	case st.s.req.Batch > 0:
+		b = appendBatch(b, frames)
+		st.h.batches.Add(1)
+	default:
+		for _, f := range frames {
+			b = append(b, f.sse...)
+		}
+	}
+	*bp = b
+	n := len(frames)
+	var last int64
+	if n > 0 {
+		last = frames[n-1].seq
+	}
+	clear(frames) // let the frames go: the queue's array outlives them
+	if err := st.write(b); err != nil {
+		return err
+	}
+	if n > 0 {
+		st.s.sent.Add(int64(n))
+		st.h.sent.Add(int64(n))
+		st.s.lastID.Store(last)
+	}
+	return nil
+}
+
+// write sends b and flushes it, within the write timeout.
+func (st *stream) write(b []byte) error {
+	if err := st.rc.SetWriteDeadline(time.Now().Add(st.h.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := st.w.Write(b); err != nil {
+		return err
+	}
+	if err := st.rc.Flush(); err != nil {
+		return err
+	}
+	st.s.lastWrite.Store(time.Now().UnixNano())
+	return nil
+}
+
+func newID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return fmt.Sprintf("%x", b)
+}
+
+// writeError writes the error shape of the API.
+func writeError(w http.ResponseWriter, status int, code, message, field string) {
+	type body struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]body{"error": {code, message, field}})
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"taskhub/broadcaster"
+	"taskhub/tasks"
+)
+
+// eventLog is the store's event log as the broadcaster reads it.
+type eventLog struct{ store tasks.Store }
+
+func (l eventLog) Last(ctx context.Context) (int64, error) { return l.store.LastSeq(ctx) }
+
+func (l eventLog) After(ctx context.Context, after int64, limit int) ([]broadcaster.Event, error) {
+	events, err := l.store.Events(ctx, tasks.EventQuery{After: after, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]broadcaster.Event, len(events))
+	for i := range events {
+		if out[i], err = toBroadcast(&events[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// toBroadcast encodes e and lists what filters match it on: the task's values after
+// the change and, where the change altered them, before it.
+func toBroadcast(e *tasks.Event) (broadcaster.Event, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return broadcaster.Event{}, fmt.Errorf("encode event %d: %w", e.Seq, err)
+	}
+	b := broadcaster.Event{Seq: e.Seq, Type: string(e.Type), Data: data, TaskID: e.TaskID, Source: string(e.Source)}
+	if t := e.Task; t != nil {
+		b.Assignees = []string{t.Assignee}
+		b.Projects = []string{t.Project}
+		b.Statuses = []string{string(t.Status)}
+		b.Labels = t.Labels
+	}
+	before := func(field string, into any) error {
+		if c, ok := e.Changes[field]; ok {
+			if err := json.Unmarshal(c[0], into); err != nil {
+				return fmt.Errorf("event %d: changes.%s: %w", e.Seq, field, err)
+			}
+		}
+		return nil
+	}
+	var assignee, project, status string
+	var labels []string
+	if err := errors.Join(before("assignee", &assignee), before("project", &project),
+		before("status", &status), before("labels", &labels)); err != nil {
+		return broadcaster.Event{}, err
+	}
+	if _, ok := e.Changes["assignee"]; ok {
+		b.Assignees = append(b.Assignees, assignee)
+	}
+	if _, ok := e.Changes["project"]; ok {
+		b.Projects = append(b.Projects, project)
+	}
+	if _, ok := e.Changes["status"]; ok {
+		b.Statuses = append(b.Statuses, status)
+	}
+	b.Labels = append(append([]string{}, b.Labels...), labels...)
+	return b, nil
+}
