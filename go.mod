@@ -3,6 +3,7 @@ module taskhub
 go 1.26.8
 
 require (
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/labstack/echo/v4 v4.16.0
 	modernc.org/sqlite v1.61.1
 )

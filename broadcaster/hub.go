@@ -11,7 +11,6 @@ package broadcaster
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -77,16 +76,14 @@ func New(cfg Config) *Hub {
 	return &Hub{cfg: cfg, started: time.Now(), done: make(chan struct{}), subs: map[*subscriber]struct{}{}}
 }
 
-// Run tails the log from its current end, publishing each new event, and sends
-// keepalives, until ctx ends; then it ends every stream and returns. A value on wake
-// means the log has grown (a commit in this process, a write by another); without
-// one, the tailer still looks every Poll.
-func (h *Hub) Run(ctx context.Context, wake <-chan struct{}) error {
+// Run tails the log from seq from on, publishing each new event, and sends
+// keepalives, until ctx ends; then it ends every stream and returns. from must be read
+// (Log.Last) before any client can change anything, or a change made meanwhile would
+// never be published. A value on wake means the log has grown (a commit in this
+// process, a write by another); without one, the tailer still looks every Poll.
+func (h *Hub) Run(ctx context.Context, from int64, wake <-chan struct{}) {
 	defer close(h.done)
-	last, err := h.cfg.Log.Last(ctx)
-	if err != nil {
-		return fmt.Errorf("broadcaster: read the end of the log: %w", err)
-	}
+	last := from
 	h.lastSeq.Store(last)
 	poll := time.NewTicker(h.cfg.Poll)
 	defer poll.Stop()
@@ -95,13 +92,14 @@ func (h *Hub) Run(ctx context.Context, wake <-chan struct{}) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-wake:
 		case <-poll.C:
 		case now := <-keepalive.C:
 			h.keepalive(now)
 			continue
 		}
+		var err error
 		if last, err = h.tail(ctx, last); err != nil && ctx.Err() == nil {
 			h.cfg.Logger.Error("read the event log", "after_seq", last, "err", err)
 		}

@@ -23,6 +23,7 @@ type subscriber struct {
 	mu       sync.Mutex
 	queue    []*frame
 	overflow bool
+	kick     func() // unblocks the writer: set before the subscriber is added
 
 	wake         chan struct{} // capacity 1: "look at the queue"
 	keepaliveDue atomic.Bool
@@ -31,20 +32,30 @@ type subscriber struct {
 	sent         atomic.Int64
 }
 
-// push queues f, or marks the subscriber as overflowed when its queue is full. It
-// never blocks.
+// push queues f. When the queue is full it marks the subscriber as overflowed instead,
+// and kicks its writer out of any write it is stuck in. It never blocks.
 func (s *subscriber) push(f *frame) {
 	s.mu.Lock()
+	kick := false
 	if !s.overflow {
 		if len(s.queue) < s.queueCap {
 			s.queue = append(s.queue, f)
 		} else {
-			s.overflow = true
+			s.overflow, kick = true, true
 			s.queue = nil
 		}
 	}
 	s.mu.Unlock()
+	if kick {
+		s.kick()
+	}
 	s.signal()
+}
+
+func (s *subscriber) overflowed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overflow
 }
 
 func (s *subscriber) signal() {
@@ -69,6 +80,8 @@ func (s *subscriber) queueLen() int {
 	defer s.mu.Unlock()
 	return len(s.queue)
 }
+
+var errOverflow = errors.New("queue overflowed")
 
 // buffers holds write buffers between writes, so an idle subscriber holds none.
 var buffers = sync.Pool{New: func() any { return new([]byte) }}
@@ -101,61 +114,75 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := &subscriber{
 		id: newID(), remoteAddr: r.RemoteAddr, userAgent: r.UserAgent(), connectedAt: time.Now(),
 		req: req, queueCap: h.cfg.QueueCap, wake: make(chan struct{}, 1),
+		// A deadline in the past fails the write in progress, and every later one.
+		kick: func() { _ = rc.SetWriteDeadline(time.Unix(1, 0)) },
 	}
 	st := &stream{h: h, s: s, w: w, rc: rc}
+	log := h.cfg.Logger.With("subscriber", s.id, "remote_addr", s.remoteAddr)
+
+	// Register before anything is sent: every event published once the client can see
+	// the stream is open reaches it, and so does what is published during replay. What
+	// replay already sent is skipped when the queue is drained: no gap, no duplicate.
+	h.add(s)
+	defer h.remove(s)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	if err := st.write([]byte("retry: 3000\n: connected " + s.id + "\n\n")); err != nil {
+		log.Debug("subscriber gone before the first write", "err", err)
 		return
 	}
-	log := h.cfg.Logger.With("subscriber", s.id, "remote_addr", s.remoteAddr)
-
-	// Register before replay: what is published meanwhile queues up, and what replay
-	// already sent is skipped when the queue is drained. No gap, no duplicate.
-	h.add(s)
-	defer h.remove(s)
 	log.Debug("subscriber connected", "filter", req.Filter, "last_event_id", req.LastEventID, "replay", req.Replay)
-	if req.Replay {
+	err = st.run(r)
+	switch {
+	case s.overflowed():
+		h.dropped.Add(1)
+		log.Warn("subscriber dropped", "reason", fmt.Sprintf("its queue of %d events filled up: it reads too slowly", s.queueCap),
+			"last_event_id", s.lastID.Load())
+	case err != nil:
+		log.Debug("subscriber gone", "err", err)
+	default:
+		log.Debug("stream ended")
+	}
+}
+
+// run sends the replay, if asked for, then live events until the client goes, the
+// hub stops or the subscriber overflows.
+func (st *stream) run(r *http.Request) error {
+	s, h := st.s, st.h
+	if s.req.Replay {
 		if err := st.replay(r); err != nil {
-			log.Debug("subscriber gone during replay", "err", err)
-			return
+			return err
 		}
 	}
-
 	var window <-chan time.Time
 	for {
 		select {
 		case <-r.Context().Done():
-			log.Debug("subscriber disconnected")
-			return
+			return r.Context().Err()
 		case <-h.done:
-			return
+			return nil
 		case <-window:
 			window = nil
 			if err := st.flush(); err != nil {
-				log.Debug("subscriber gone", "err", err)
-				return
+				return err
 			}
 		case <-s.wake:
 			var overflow bool
 			st.pending, overflow = s.take(st.pending)
 			if overflow {
-				h.dropped.Add(1)
-				log.Warn("subscriber dropped", "reason", fmt.Sprintf("queue full (%d events): it reads too slowly", s.queueCap))
-				return
+				return nil
 			}
-			if req.Batch > 0 && len(st.pending) > 0 {
+			if s.req.Batch > 0 && len(st.pending) > 0 {
 				if window == nil {
-					window = time.After(req.Batch)
+					window = time.After(s.req.Batch)
 				}
 				continue
 			}
 			if err := st.flush(); err != nil {
-				log.Debug("subscriber gone", "err", err)
-				return
+				return err
 			}
 		}
 	}
@@ -236,6 +263,9 @@ func (st *stream) flush() error {
 func (st *stream) write(b []byte) error {
 	if err := st.rc.SetWriteDeadline(time.Now().Add(st.h.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
+	}
+	if st.s.overflowed() { // kicked before the deadline above replaced the kick's
+		return errOverflow
 	}
 	if _, err := st.w.Write(b); err != nil {
 		return err

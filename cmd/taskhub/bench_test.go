@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,7 +14,7 @@ import (
 // durable task updates per second through PATCH /api/tasks/{id} on loopback: 64
 // concurrent clients, each request a real change (synchronous=FULL) with its event.
 func BenchmarkPatchHTTP(b *testing.B) {
-	url := benchServer(b)
+	url, _ := startServer(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	const tasks = 64
 	for range tasks {
@@ -55,27 +52,6 @@ func BenchmarkPatchHTTP(b *testing.B) {
 	if got := lastSeq(b, client, url) - before; got != int64(b.N) {
 		b.Errorf("%d updates made %d events", b.N, got)
 	}
-}
-
-// benchServer starts run("serve") on a fresh database and returns its URL; it stops
-// when the benchmark ends.
-func benchServer(b *testing.B) string {
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, w := io.Pipe()
-	done := make(chan int, 1)
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(b.TempDir(), "taskhub.db"), "--log-level", "error"}
-	go func() { done <- run(ctx, args, w, io.Discard) }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("serve: %v", err)
-	}
-	b.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			b.Errorf("serve exited %d", code)
-		}
-	})
-	return strings.TrimSpace(strings.TrimPrefix(line, "taskhub listening on "))
 }
 
 func lastSeq(b *testing.B, client *http.Client, url string) int64 {

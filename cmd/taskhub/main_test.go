@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -21,10 +22,18 @@ import (
 
 // TestMain lets the test binary stand in for taskhub itself: with RUN_AS_TASKHUB set it
 // runs main, so tests can start the real program as a child process and signal it.
+// With RUN_AS_WRITER=FILE it is another process that writes one task to FILE.
 func TestMain(m *testing.M) {
 	if os.Getenv("RUN_AS_TASKHUB") == "1" {
 		main()
 		return
+	}
+	if path := os.Getenv("RUN_AS_WRITER"); path != "" {
+		if err := writeAsOtherProcess(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

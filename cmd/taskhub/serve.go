@@ -27,6 +27,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dbPath := fs.String("db", "./taskhub.db", "SQLite database `file`, created if missing")
 	insecure := fs.Bool("insecure", false, "allow listening on a non-loopback address without tokens")
 	keepalive := fs.Duration("keepalive", broadcaster.DefaultKeepalive, "send a keepalive comment on event streams after this much `silence`")
+	streamQueue := fs.Int("stream-queue", broadcaster.DefaultQueueCap, "events queued for one stream before it is dropped as too slow (its client reconnects and replays)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -53,6 +54,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *keepalive <= 0 {
 		return fmt.Errorf("%w: --keepalive must be positive, got %s", errUsage, *keepalive)
 	}
+	if *streamQueue < 1 {
+		return fmt.Errorf("%w: --stream-queue must be at least 1, got %d", errUsage, *streamQueue)
+	}
 	hub := broadcaster.New(broadcaster.Config{
 		Log: eventLog{store},
 		Vocabulary: broadcaster.Vocabulary{
@@ -60,16 +64,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 		Logger:    logger.With("component", "broadcaster"),
 		Keepalive: *keepalive,
+		QueueCap:  *streamQueue,
 	})
+	from, err := store.LastSeq(ctx) // before anyone can connect: see Hub.Run
+	if err != nil {
+		return err
+	}
 	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- hub.Run(hubCtx, store.Committed()) }()
-	defer func() {
-		stopHub()
-		if err := <-hubDone; err != nil {
-			logger.Error("broadcaster stopped", "err", err)
-		}
-	}()
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); hub.Run(hubCtx, from, store.Committed()) }()
+	defer func() { stopHub(); <-hubDone }()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

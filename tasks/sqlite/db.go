@@ -22,6 +22,7 @@ import (
 	"taskhub/migrations"
 	"taskhub/tasks"
 
+	"github.com/fsnotify/fsnotify"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -49,6 +50,8 @@ type DB struct {
 	done   chan struct{} // closed when the writer goroutine has returned
 
 	committed chan struct{} // capacity 1: a transaction has committed since last read
+	watcher   *fsnotify.Watcher
+	watchDone chan struct{} // closed when the watcher's goroutine has returned
 }
 
 // op is one Write waiting for the writer.
@@ -106,14 +109,22 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	db := &DB{
 		write: write, writer: writer, read: read, writeStmts: newStmtCache(writer), readStmts: newStmtCache(read),
 		ops: make(chan *op, maxBatch), done: make(chan struct{}), committed: make(chan struct{}, 1),
+		watchDone: make(chan struct{}),
+	}
+	if err := db.watchWAL(abs); err != nil {
+		read.Close()
+		writer.Close()
+		write.Close()
+		return nil, err
 	}
 	go db.run()
 	return db, nil
 }
 
-// Committed returns a channel that receives a value after transactions commit: one
-// value stands for every commit since the channel was last read. It lets a reader of
-// the event log wait for news instead of polling.
+// Committed returns a channel that receives a value after transactions commit, in
+// this process or (through the file system) in another: one value stands for every
+// commit since the channel was last read. It lets a reader of the event log wait for
+// news instead of polling.
 func (db *DB) Committed() <-chan struct{} { return db.committed }
 
 // Close finishes the writes already queued, stops the writer and closes the database.
@@ -127,6 +138,8 @@ func (db *DB) Close() error {
 	close(db.ops)
 	db.mu.Unlock()
 	<-db.done
+	db.watcher.Close()
+	<-db.watchDone
 	db.readStmts.close()
 	db.writeStmts.close()
 	return errors.Join(db.read.Close(), db.writer.Close(), db.write.Close())
@@ -183,18 +196,24 @@ func (db *DB) run() {
 func (db *DB) commit(batch []*op) {
 	w := &writeTx{conn{ctx: context.Background(), stmts: db.writeStmts}}
 	results := make([]error, len(batch))
-	err := w.run(batch, results)
-	if err == nil {
-		select {
-		case db.committed <- struct{}{}:
-		default: // a signal is already waiting: the reader will see this commit too
+	if err := w.run(batch, results); err == nil {
+		db.signalCommitted()
+	} else {
+		for i := range results {
+			if results[i] == nil {
+				results[i] = err
+			}
 		}
 	}
 	for i, o := range batch {
-		if results[i] == nil {
-			results[i] = err
-		}
 		o.done <- results[i]
+	}
+}
+
+func (db *DB) signalCommitted() {
+	select {
+	case db.committed <- struct{}{}:
+	default: // a signal is already waiting: its reader will see this commit too
 	}
 }
 
