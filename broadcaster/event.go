@@ -28,6 +28,8 @@ type Log interface {
 	After(ctx context.Context, after int64, limit int) ([]Event, error)
 	// Last returns the seq of the newest event, 0 when there is none.
 	Last(ctx context.Context) (int64, error)
+	// First returns the seq of the oldest event kept, Last()+1 when none is.
+	First(ctx context.Context) (int64, error)
 }
 
 // frame is an event encoded once for every subscriber that gets it.

@@ -83,6 +83,9 @@ func (s *subscriber) queueLen() int {
 
 var errOverflow = errors.New("queue overflowed")
 
+// resetEvent tells a client that the events after its last id were pruned.
+const resetEvent = "event: reset\ndata: {\"reason\":\"history_truncated\"}\n\n"
+
 // buffers holds write buffers between writes, so an idle subscriber holds none.
 var buffers = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -153,7 +156,17 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (st *stream) run(r *http.Request) error {
 	s, h := st.s, st.h
 	if s.req.Replay {
-		if err := st.replay(r); err != nil {
+		first, err := h.cfg.Log.First(r.Context())
+		if err != nil {
+			return err
+		}
+		if s.req.LastEventID+1 < first {
+			// What the client missed is gone: it must start again from the current
+			// state. What was published since it connected follows.
+			if err := st.write([]byte(resetEvent)); err != nil {
+				return err
+			}
+		} else if err := st.replay(r); err != nil {
 			return err
 		}
 	}

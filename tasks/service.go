@@ -19,8 +19,11 @@ type Store interface {
 	Tasks(ctx context.Context, q TaskQuery) ([]*Task, error)
 	// Events returns up to q.Limit events with a seq above q.After, by seq.
 	Events(ctx context.Context, q EventQuery) ([]Event, error)
-	// LastSeq returns the seq of the newest event, 0 when the log is empty.
+	// LastSeq returns the seq of the newest event ever written, 0 when there is none.
 	LastSeq(ctx context.Context) (int64, error)
+	// FirstSeq returns the seq of the oldest event still kept: LastSeq()+1 when old
+	// events were pruned and none is left.
+	FirstSeq(ctx context.Context) (int64, error)
 	// Write runs fn in a write transaction and commits it, unless fn returns an error,
 	// in which case nothing fn wrote is kept. Write returns once the outcome is durable.
 	Write(ctx context.Context, fn func(Tx) error) error

@@ -15,6 +15,8 @@ type eventLog struct{ store tasks.Store }
 
 func (l eventLog) Last(ctx context.Context) (int64, error) { return l.store.LastSeq(ctx) }
 
+func (l eventLog) First(ctx context.Context) (int64, error) { return l.store.FirstSeq(ctx) }
+
 func (l eventLog) After(ctx context.Context, after int64, limit int) ([]broadcaster.Event, error) {
 	events, err := l.store.Events(ctx, tasks.EventQuery{After: after, Limit: limit})
 	if err != nil {

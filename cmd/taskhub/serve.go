@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"taskhub/api"
@@ -27,6 +28,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dbPath := fs.String("db", "./taskhub.db", "SQLite database `file`, created if missing")
 	insecure := fs.Bool("insecure", false, "allow listening on a non-loopback address without tokens")
 	keepalive := fs.Duration("keepalive", broadcaster.DefaultKeepalive, "send a keepalive comment on event streams after this much `silence`")
+	retention := fs.Duration("event-retention", 7*24*time.Hour, "keep events this `long`; 0 keeps them all (a client asking for older ones gets a reset event)")
 	streamQueue := fs.Int("stream-queue", broadcaster.DefaultQueueCap, "events queued for one stream before it is dropped as too slow (its client reconnects and replays)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
@@ -54,6 +56,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *keepalive <= 0 {
 		return fmt.Errorf("%w: --keepalive must be positive, got %s", errUsage, *keepalive)
 	}
+	if *retention < 0 {
+		return fmt.Errorf("%w: --event-retention must not be negative, got %s", errUsage, *retention)
+	}
 	if *streamQueue < 1 {
 		return fmt.Errorf("%w: --stream-queue must be at least 1, got %d", errUsage, *streamQueue)
 	}
@@ -70,10 +75,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { defer close(hubDone); hub.Run(hubCtx, from, store.Committed()) }()
-	defer func() { stopHub(); <-hubDone }()
+	// The background loops stop, and are waited for, before the store closes.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() { hub.Run(bgCtx, from, store.Committed()) })
+	if *retention > 0 {
+		background.Go(func() { prune(bgCtx, store, *retention, logger.With("component", "retention")) })
+	}
+	defer func() { stopBackground(); background.Wait() }()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -104,7 +113,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger.Info("shutting down")
 	// End the event streams first: Shutdown waits for every request, and a stream
 	// would not end by itself.
-	stopHub()
+	stopBackground()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -115,6 +124,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// prune deletes the events older than retention now and then, until ctx ends.
+func prune(ctx context.Context, store *sqlite.DB, retention time.Duration, logger *slog.Logger) {
+	every := min(max(retention/10, 100*time.Millisecond), 10*time.Minute)
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		n, err := store.PruneEvents(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("prune events", "err", err)
+		case n > 0:
+			logger.Info("pruned events", "count", n, "older_than", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }
 
 // names converts a list of string-typed values.

@@ -240,6 +240,38 @@ func TestReplayNoGapNoDuplicate(t *testing.T) {
 	}
 }
 
+// TestResetAfterTruncation asks for events that retention has pruned: the stream says
+// so with a reset event, then carries on live. A client that missed nothing gets none.
+func TestResetAfterTruncation(t *testing.T) {
+	url, _ := startServer(t, "--event-retention", "200ms")
+	for range 3 {
+		createTask(t, url, `{"title":"soon gone"}`)
+	}
+	deadline := time.Now().Add(within)
+	for {
+		var page struct{ Events []event }
+		call(t, http.MethodGet, url+"/api/events?after=0", "", http.StatusOK, &page)
+		if len(page.Events) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events not pruned within %s", within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	truncated := openStream(t, url+"/events/stream", http.Header{"Last-Event-ID": {"1"}})
+	current := openStream(t, url+"/events/stream", http.Header{"Last-Event-ID": {"3"}})
+	if m := truncated.nextEvent(t, within); m.Event != "reset" || m.Data != `{"reason":"history_truncated"}` {
+		t.Fatalf("first event %+v, want reset", m)
+	}
+	createTask(t, url, `{"title":"live"}`)
+	for _, s := range []*sseStream{truncated, current} {
+		if m := s.nextEvent(t, within); m.Event != "task_created" || m.ID != "4" {
+			t.Errorf("got %+v, want the live task_created 4", m)
+		}
+	}
+}
+
 func lastEventSeq(t testing.TB, url string) int64 {
 	var page struct {
 		LastSeq int64 `json:"last_seq"`

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"taskhub/migrations"
 	"taskhub/tasks"
@@ -131,5 +132,45 @@ func TestPanicInWrite(t *testing.T) {
 	}
 	if len(page.Tasks) != 1 || page.Tasks[0].Title != "after" {
 		t.Errorf("tasks after a panicking write: %+v", page.Tasks)
+	}
+}
+
+func TestPruneEvents(t *testing.T) {
+	db := openTest(t, filepath.Join(t.TempDir(), "taskhub.db"))
+	ctx := context.Background()
+	svc := tasks.NewService(db)
+	for range 3 {
+		if _, err := svc.Create(ctx, tasks.Update{Title: tasks.Value("old")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bounds := func() (int64, int64) {
+		first, err := db.FirstSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := db.LastSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first, last
+	}
+	if first, last := bounds(); first != 1 || last != 3 {
+		t.Fatalf("before pruning: first %d, last %d", first, last)
+	}
+	if n, err := db.PruneEvents(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("pruning nothing: %d, %v", n, err)
+	}
+	if n, err := db.PruneEvents(ctx, time.Now().Add(time.Second)); err != nil || n != 3 {
+		t.Fatalf("pruning all: %d, %v", n, err)
+	}
+	if first, last := bounds(); first != 4 || last != 3 {
+		t.Fatalf("after pruning all: first %d, last %d; want 4, 3", first, last)
+	}
+	if _, err := svc.Create(ctx, tasks.Update{Title: tasks.Value("new")}); err != nil {
+		t.Fatal(err)
+	}
+	if first, last := bounds(); first != 4 || last != 4 {
+		t.Fatalf("after a new event: first %d, last %d; seqs are never reused", first, last)
 	}
 }

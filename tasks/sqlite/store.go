@@ -257,6 +257,55 @@ func (db *DB) LastSeq(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
+// FirstSeq implements tasks.Store.
+func (db *DB) FirstSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := db.reader(ctx).queryRow(`SELECT coalesce((SELECT min(seq) FROM events),
+		(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events') + 1)`).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("first seq: %w", mapError(err))
+	}
+	return seq, nil
+}
+
+// pruneChunk bounds the events one transaction deletes, so pruning a long history
+// never holds up other writes for long.
+const pruneChunk = 5000
+
+// PruneEvents deletes the events older than before, and returns how many it deleted.
+// Seqs are never given again: a client that asks for a pruned one learns that the
+// history was truncated. Events are written in time order, so the oldest to keep is
+// found by walking seqs up from the oldest, not by scanning every event's time.
+func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var keep int64
+	err := db.reader(ctx).queryRow(`SELECT coalesce(
+		(SELECT seq FROM events WHERE time >= ? ORDER BY seq LIMIT 1),
+		(SELECT coalesce(max(seq), 0) + 1 FROM events))`, tasks.NewTime(before).String()).Scan(&keep)
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", mapError(err))
+	}
+	var total int64
+	for {
+		var n int64
+		err := db.Write(ctx, func(tx tasks.Tx) error {
+			res, err := tx.(*writeTx).exec(`DELETE FROM events WHERE seq IN
+				(SELECT seq FROM events WHERE seq < ? ORDER BY seq LIMIT ?)`, keep, pruneChunk)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("prune events: %w", err)
+		}
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
+}
+
 // writeTx is the tasks.Tx of the ops of a batch.
 type writeTx struct{ conn }
 
