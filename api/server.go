@@ -20,6 +20,7 @@ type Config struct {
 	Logger  *slog.Logger
 	Stream  http.Handler // GET /events/stream; not served when nil
 	Debug   http.Handler // GET /events/debug; not served when nil
+	Metrics http.Handler // GET /metrics; not served when nil
 }
 
 // New returns the HTTP handler of the whole server.
@@ -58,6 +59,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Debug != nil {
 		get("/events/debug", echo.WrapHandler(cfg.Debug))
+	}
+	if cfg.Metrics != nil {
+		get("/metrics", echo.WrapHandler(cfg.Metrics))
 	}
 	return e
 }

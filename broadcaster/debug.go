@@ -36,12 +36,13 @@ type SubscriberSnapshot struct {
 
 // Snapshot returns the Hub's counters and its subscribers, oldest first.
 func (h *Hub) Snapshot() Snapshot {
+	stats := h.Stats()
 	snap := Snapshot{
-		EventsPublished:    h.published.Load(),
-		EventsSent:         h.sent.Load(),
-		LastSeq:            h.lastSeq.Load(),
-		BatchesSent:        h.batches.Load(),
-		SubscribersDropped: h.dropped.Load(),
+		EventsPublished:    stats.EventsPublished,
+		EventsSent:         stats.EventsSent,
+		LastSeq:            stats.LastSeq,
+		BatchesSent:        stats.BatchesSent,
+		SubscribersDropped: stats.SubscribersDropped,
 		UptimeSeconds:      time.Since(h.started).Seconds(),
 		Subscribers:        []SubscriberSnapshot{},
 	}

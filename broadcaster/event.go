@@ -3,6 +3,7 @@ package broadcaster
 import (
 	"context"
 	"strconv"
+	"time"
 )
 
 // Event is one event of the log, as the Hub sends it: its JSON, and the values that
@@ -34,9 +35,10 @@ type Log interface {
 
 // frame is an event encoded once for every subscriber that gets it.
 type frame struct {
-	seq  int64
-	data []byte // for batches
-	sse  []byte // id, event and data lines, and the blank line that ends the event
+	seq       int64
+	data      []byte    // for batches
+	sse       []byte    // id, event and data lines, and the blank line that ends the event
+	published time.Time // zero for a frame of a replay
 }
 
 func newFrame(e *Event) *frame {

@@ -26,6 +26,9 @@ type Config struct {
 	QueueCap     int           // events queued for one subscriber; default 1024
 	WriteTimeout time.Duration // for one write to a subscriber; default 10s
 	Poll         time.Duration // how often the tailer looks at the log unbidden; default 1s
+	// Observe, if set, is told how long each live event took from its publishing
+	// to the flush that sent it, once per subscriber that got it.
+	Observe func(time.Duration)
 }
 
 // Defaults of Config.
@@ -72,6 +75,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(time.Duration) {}
 	}
 	return &Hub{cfg: cfg, started: time.Now(), done: make(chan struct{}), subs: map[*subscriber]struct{}{}}
 }
@@ -127,6 +133,7 @@ func (h *Hub) tail(ctx context.Context, last int64) (int64, error) {
 // them. It never waits for a subscriber. Only the tailer calls it, in seq order.
 func (h *Hub) Publish(e *Event) {
 	f := newFrame(e)
+	f.published = time.Now()
 	h.mu.RLock()
 	for s := range h.subs {
 		if s.req.Filter.Match(e) {
@@ -149,6 +156,27 @@ func (h *Hub) keepalive(now time.Time) {
 			s.keepaliveDue.Store(true)
 			s.signal()
 		}
+	}
+}
+
+// Stats is the Hub's counters, as /events/debug and /metrics show them.
+type Stats struct {
+	ConnectedClients   int
+	EventsPublished    int64
+	EventsSent         int64
+	BatchesSent        int64
+	SubscribersDropped int64
+	LastSeq            int64
+}
+
+// Stats returns the Hub's counters.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	n := len(h.subs)
+	h.mu.RUnlock()
+	return Stats{
+		ConnectedClients: n, EventsPublished: h.published.Load(), EventsSent: h.sent.Load(),
+		BatchesSent: h.batches.Load(), SubscribersDropped: h.dropped.Load(), LastSeq: h.lastSeq.Load(),
 	}
 }
 

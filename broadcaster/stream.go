@@ -255,20 +255,21 @@ func (st *stream) flush() error {
 		}
 	}
 	*bp = b
-	n := len(frames)
-	var last int64
-	if n > 0 {
-		last = frames[n-1].seq
-	}
-	clear(frames) // let the frames go: the queue's array outlives them
 	if err := st.write(b); err != nil {
 		return err
 	}
-	if n > 0 {
+	if n := len(frames); n > 0 {
 		st.s.sent.Add(int64(n))
 		st.h.sent.Add(int64(n))
-		st.s.lastID.Store(last)
+		st.s.lastID.Store(frames[n-1].seq)
+		now := time.Now()
+		for _, f := range frames {
+			if !f.published.IsZero() {
+				st.h.cfg.Observe(now.Sub(f.published))
+			}
+		}
 	}
+	clear(frames) // let the frames go: the queue's array outlives them
 	return nil
 }
 

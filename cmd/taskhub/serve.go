@@ -62,6 +62,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *streamQueue < 1 {
 		return fmt.Errorf("%w: --stream-queue must be at least 1, got %d", errUsage, *streamQueue)
 	}
+	metrics := api.NewMetrics()
 	hub := broadcaster.New(broadcaster.Config{
 		Log: eventLog{store},
 		Vocabulary: broadcaster.Vocabulary{
@@ -70,7 +71,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Logger:    logger.With("component", "broadcaster"),
 		Keepalive: *keepalive,
 		QueueCap:  *streamQueue,
+		Observe:   metrics.ObserveDelivery,
 	})
+	metrics.WatchHub(hub.Stats)
 	from, err := store.LastSeq(ctx) // before anyone can connect: see Hub.Run
 	if err != nil {
 		return err
@@ -94,6 +97,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Logger:  logger.With("component", "api"),
 			Stream:  hub,
 			Debug:   hub.Debug(),
+			Metrics: metrics.Handler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,

@@ -426,3 +426,37 @@ func writeAsOtherProcess(path string) error {
 	_, err = tasks.NewService(db).Create(context.Background(), tasks.Update{Title: tasks.Value("from another process")})
 	return err
 }
+
+func TestMetrics(t *testing.T) {
+	url, _ := startServer(t)
+	s := openStream(t, url+"/events/stream", nil)
+	createTask(t, url, `{"title":"measured"}`)
+	s.nextEvent(t, within)
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	values := map[string]string{}
+	for line := range strings.Lines(string(body)) {
+		if name, value, ok := strings.Cut(strings.TrimSpace(line), " "); ok && !strings.HasPrefix(name, "#") {
+			values[name] = value
+		}
+	}
+	for name, want := range map[string]string{
+		"taskhub_subscribers": "1", "taskhub_events_published_total": "1", "taskhub_events_sent_total": "1",
+		"taskhub_batches_sent_total": "0", "taskhub_subscribers_dropped_total": "0",
+		"taskhub_publish_to_flush_seconds_count": "1",
+	} {
+		if got := values[name]; got != want {
+			t.Errorf("%s = %q, want %s", name, got, want)
+		}
+	}
+	if values["go_goroutines"] == "" || values["process_resident_memory_bytes"] == "" {
+		t.Error("no Go runtime or process metrics")
+	}
+}
