@@ -219,19 +219,21 @@ func (s *server) patch(t testing.TB, id int64, body string) apiTask {
 // list returns the page of GET /api/tasks?query, failing the test unless it is 200.
 func (s *server) list(t testing.TB, query string) taskPage {
 	t.Helper()
-	path := "/api/tasks?" + query
-	status, _, b := s.do(t, "GET", path, nil, nil)
-	wantStatus(t, "GET", path, status, http.StatusOK, b)
-	return decode[taskPage](t, b)
+	return getOK[taskPage](t, s, "/api/tasks?"+query)
 }
 
 // events returns GET /api/events?query, failing the test unless it is 200.
 func (s *server) events(t testing.TB, query string) eventPage {
 	t.Helper()
-	path := "/api/events?" + query
+	return getOK[eventPage](t, s, "/api/events?"+query)
+}
+
+// getOK returns the body of GET path as a T, failing the test unless it is 200.
+func getOK[T any](t testing.TB, s *server, path string) T {
+	t.Helper()
 	status, _, b := s.do(t, "GET", path, nil, nil)
 	wantStatus(t, "GET", path, status, http.StatusOK, b)
-	return decode[eventPage](t, b)
+	return decode[T](t, b)
 }
 
 // taskEvents returns the history of the task with id.
