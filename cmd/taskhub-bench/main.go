@@ -224,6 +224,8 @@ type result struct {
 	serverCPU    cpuTimes
 	cpuOK        bool
 	selfCPU      cpuTimes
+	machineBusy  time.Duration // all CPUs, over the phase
+	machineTotal time.Duration
 	sizeBase     int // event size before padding
 	pad          int
 	sizeAvg      float64
@@ -421,6 +423,7 @@ func bench(cfg config, log *slog.Logger) (res *result, err error) {
 	if err != nil {
 		return res, err
 	}
+	busy0, total0, _ := machineCPU(tick)
 	self0, start := selfCPU(), time.Now()
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); pub.run(ctx, cfg.events, cfg.rate) }()
@@ -450,6 +453,9 @@ wait:
 	tick1ms.Stop()
 	res.phase = time.Since(start)
 	res.selfCPU = selfCPU().sub(self0)
+	if busy1, total1, err := machineCPU(tick); err == nil && total1 > total0 {
+		res.machineBusy, res.machineTotal = busy1-busy0, total1-total0
+	}
 	if haveProc {
 		cpu1, err := procCPU(res.pid, tick)
 		if err != nil {

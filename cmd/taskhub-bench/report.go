@@ -144,6 +144,14 @@ func (res *result) print(w io.Writer) {
 	}
 	line("bench_cpu", "%.2f s (user %.2f, sys %.2f) over the phase",
 		res.selfCPU.total().Seconds(), res.selfCPU.user.Seconds(), res.selfCPU.sys.Seconds())
+	if res.machineTotal > 0 {
+		other := res.machineBusy - res.selfCPU.total()
+		if res.cpuOK {
+			other -= res.serverCPU.total()
+		}
+		line("machine_cpu", "%.2f s busy of %.2f s on all CPUs (%.0f%%); other processes and the kernel's unattributed work: %.2f s",
+			res.machineBusy.Seconds(), res.machineTotal.Seconds(), 100*res.machineBusy.Seconds()/res.machineTotal.Seconds(), other.Seconds())
+	}
 	if res.debugOK {
 		b, a := res.debugBefore, res.debugAfter
 		line("server_debug", "connected_clients %d, events_sent +%d, subscribers_dropped +%d (counters include the recorder)",

@@ -213,3 +213,29 @@ func procNoFile(pid int) (soft, hard string, err error) {
 	}
 	return "", "", fmt.Errorf("/proc/%d/limits has no open-files line", pid)
 }
+
+// machineCPU returns the time all CPUs spent busy (user, nice, system, irq, softirq,
+// steal) and in total, from the first line of /proc/stat.
+func machineCPU(tick time.Duration) (busy, total time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(first))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, errors.New("unexpected /proc/stat format")
+	}
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		d := time.Duration(n) * tick
+		total += d
+		if i != 3 && i != 4 {
+			busy += d
+		}
+	}
+	return busy, total, nil
+}
