@@ -83,9 +83,6 @@ func (s *subscriber) queueLen() int {
 
 var errOverflow = errors.New("queue overflowed")
 
-// resetEvent tells a client that the events after its last id were pruned.
-const resetEvent = "event: reset\ndata: {\"reason\":\"history_truncated\"}\n\n"
-
 // buffers holds write buffers between writes, so an idle subscriber holds none.
 var buffers = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -156,17 +153,25 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (st *stream) run(r *http.Request) error {
 	s, h := st.s, st.h
 	if s.req.Replay {
+		// Read after the subscriber was added: every event above live is queued for it.
+		live := h.lastSeq.Load()
 		first, err := h.cfg.Log.First(r.Context())
 		if err != nil {
 			return err
 		}
-		if s.req.LastEventID+1 < first {
-			// What the client missed is gone: it must start again from the current
-			// state. What was published since it connected follows.
-			if err := st.write([]byte(resetEvent)); err != nil {
-				return err
-			}
-		} else if err := st.replay(r); err != nil {
+		last, err := h.cfg.Log.Last(r.Context())
+		if err != nil {
+			return err
+		}
+		switch {
+		case s.req.LastEventID+1 < first:
+			err = st.reset("history_truncated", live) // what it missed was pruned
+		case s.req.LastEventID > last:
+			err = st.reset("unknown_event_id", live) // an id from another database
+		default:
+			err = st.replay(r)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -199,6 +204,14 @@ func (st *stream) run(r *http.Request) error {
 			}
 		}
 	}
+}
+
+// reset tells the client that its last id cannot be replayed from, and why: it must
+// start again from the current state. Live events follow. The reset carries, as its
+// id, a seq that every queued live event is above, so a client that reconnects before
+// the next event resumes from there instead of being reset again.
+func (st *stream) reset(reason string, live int64) error {
+	return st.write(fmt.Appendf(nil, "id: %d\nevent: reset\ndata: {\"reason\":%q}\n\n", live, reason))
 }
 
 // replay sends the matching events of the log after the client's last id, page by

@@ -91,14 +91,13 @@ func TestStreamFilters(t *testing.T) {
 			}
 			seqOf := map[string]int64{}
 			query, rest := tc.query, steps
-			var from http.Header
 			if strings.Contains(query, "{a}") {
-				// Without Last-Event-ID a stream may also carry an event committed just
-				// before it opened; from a given id on, it carries exactly what follows.
 				steps[0].do()
-				from = http.Header{"Last-Event-ID": {strconv.FormatInt(lastEventSeq(t, url), 10)}}
 				query, rest = strings.ReplaceAll(query, "{a}", strconv.FormatInt(ids["a"], 10)), steps[1:]
 			}
+			// Without Last-Event-ID a stream may also carry an event committed just
+			// before it opened; from a given id on, it carries exactly what follows.
+			from := http.Header{"Last-Event-ID": {strconv.FormatInt(lastEventSeq(t, url), 10)}}
 			s := openStream(t, url+"/events/stream?"+query, from)
 			for _, st := range rest {
 				st.do()
@@ -261,11 +260,16 @@ func TestResetAfterTruncation(t *testing.T) {
 	}
 	truncated := openStream(t, url+"/events/stream", http.Header{"Last-Event-ID": {"1"}})
 	current := openStream(t, url+"/events/stream", http.Header{"Last-Event-ID": {"3"}})
-	if m := truncated.nextEvent(t, within); m.Event != "reset" || m.Data != `{"reason":"history_truncated"}` {
-		t.Fatalf("first event %+v, want reset", m)
+	ahead := openStream(t, url+"/events/stream", http.Header{"Last-Event-ID": {"99"}}) // from another database
+	for s, reason := range map[*sseStream]string{truncated: "history_truncated", ahead: "unknown_event_id"} {
+		if m := s.nextEvent(t, within); m.Event != "reset" || m.ID != "3" || m.Data != `{"reason":"`+reason+`"}` {
+			t.Fatalf("first event %+v, want reset %s with id 3", m, reason)
+		}
 	}
+	// Resuming from the reset's id is not reset again.
+	resumed := openStream(t, url+"/events/stream", http.Header{"Last-Event-ID": {"3"}})
 	createTask(t, url, `{"title":"live"}`)
-	for _, s := range []*sseStream{truncated, current} {
+	for _, s := range []*sseStream{truncated, current, ahead, resumed} {
 		if m := s.nextEvent(t, within); m.Event != "task_created" || m.ID != "4" {
 			t.Errorf("got %+v, want the live task_created 4", m)
 		}
@@ -432,6 +436,8 @@ func TestMetrics(t *testing.T) {
 	s := openStream(t, url+"/events/stream", nil)
 	createTask(t, url, `{"title":"measured"}`)
 	s.nextEvent(t, within)
+	// The counters move after the write the client has just read: wait for them.
+	waitFor(t, url, "the event counted", func(s broadcaster.Snapshot) bool { return s.EventsSent == 1 })
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
