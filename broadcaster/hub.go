@@ -46,10 +46,13 @@ const replayPage = 500
 type Hub struct {
 	cfg     Config
 	started time.Time
-	done    chan struct{} // closed when Run returns: every stream ends
+	ctx     context.Context // cancelled when Run ends: every stream ends
+	cancel  context.CancelFunc
+	streams sync.WaitGroup // the stream writers, which Run waits for
 
-	mu   sync.RWMutex
-	subs map[*subscriber]struct{}
+	mu      sync.RWMutex
+	subs    map[*subscriber]struct{}
+	stopped bool
 
 	published atomic.Int64
 	sent      atomic.Int64
@@ -79,7 +82,8 @@ func New(cfg Config) *Hub {
 	if cfg.Observe == nil {
 		cfg.Observe = func(time.Duration) {}
 	}
-	return &Hub{cfg: cfg, started: time.Now(), done: make(chan struct{}), subs: map[*subscriber]struct{}{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Hub{cfg: cfg, started: time.Now(), ctx: ctx, cancel: cancel, subs: map[*subscriber]struct{}{}}
 }
 
 // Run tails the log from seq from on, publishing each new event, and sends
@@ -88,7 +92,7 @@ func New(cfg Config) *Hub {
 // never be published. A value on wake means the log has grown (a commit in this
 // process, a write by another); without one, the tailer still looks every Poll.
 func (h *Hub) Run(ctx context.Context, from int64, wake <-chan struct{}) {
-	defer close(h.done)
+	defer h.stop()
 	last := from
 	h.lastSeq.Store(last)
 	poll := time.NewTicker(h.cfg.Poll)
@@ -180,10 +184,28 @@ func (h *Hub) Stats() Stats {
 	}
 }
 
-func (h *Hub) add(s *subscriber) {
+// stop ends every stream, unblocking writes in progress, and waits for their writers.
+func (h *Hub) stop() {
 	h.mu.Lock()
-	h.subs[s] = struct{}{}
+	h.stopped = true
+	for s := range h.subs {
+		s.kick()
+	}
 	h.mu.Unlock()
+	h.cancel()
+	h.streams.Wait()
+}
+
+// add registers s and counts its writer in streams, unless the hub has stopped.
+func (h *Hub) add(s *subscriber) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return false
+	}
+	h.subs[s] = struct{}{}
+	h.streams.Add(1)
+	return true
 }
 
 func (h *Hub) remove(s *subscriber) {
