@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BENCH   ?= .
 
-.PHONY: all build run test bench lint clean
+.PHONY: all build run test bench bench-stream lint clean
 
 all: lint test build
 
@@ -24,6 +24,12 @@ test:
 ## bench: the benchmarks (BENCH=regexp to pick some)
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+## bench-stream: the event stream under load, against the built server (Linux)
+bench-stream: build
+	$(GO) run ./cmd/taskhub-bench --server bin/taskhub --subscribers 1000 --events 1000 --rate 100
+	$(GO) run ./cmd/taskhub-bench --server bin/taskhub --subscribers 10000 --events 1 --rate 0
+	$(GO) run ./cmd/taskhub-bench --server bin/taskhub --subscribers 1000 --events 5000 --rate 0 --publishers 8
 
 ## lint: gofmt, go vet and staticcheck (pinned in go.mod as a tool)
 lint:
