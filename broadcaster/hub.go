@@ -39,8 +39,10 @@ const (
 	DefaultPoll         = time.Second
 )
 
-// replayPage is how many events replay and the tailer read from the log at once.
-const replayPage = 500
+// replayPage is how many events replay and the tailer read from the log at once: a
+// bound on memory too, since an event can be some 200 KiB (a task of 64 KiB
+// description, with the old and new description among its changes).
+const replayPage = 100
 
 // Hub holds the subscribers and publishes the log's events to them.
 type Hub struct {
@@ -97,7 +99,7 @@ func (h *Hub) Run(ctx context.Context, from int64, wake <-chan struct{}) {
 	h.lastSeq.Store(last)
 	poll := time.NewTicker(h.cfg.Poll)
 	defer poll.Stop()
-	keepalive := time.NewTicker(h.cfg.Keepalive / 4)
+	keepalive := time.NewTicker(max(h.cfg.Keepalive/4, time.Millisecond))
 	defer keepalive.Stop()
 	for {
 		select {
@@ -186,13 +188,13 @@ func (h *Hub) Stats() Stats {
 
 // stop ends every stream, unblocking writes in progress, and waits for their writers.
 func (h *Hub) stop() {
+	h.cancel() // first: a writer checks it after pushing its deadline past a kick
 	h.mu.Lock()
 	h.stopped = true
 	for s := range h.subs {
 		s.kick()
 	}
 	h.mu.Unlock()
-	h.cancel()
 	h.streams.Wait()
 }
 

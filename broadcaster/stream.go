@@ -1,12 +1,14 @@
 package broadcaster
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +78,9 @@ func (s *subscriber) take(into []*frame) ([]*frame, bool) {
 	into = append(into, s.queue...)
 	clear(s.queue)
 	s.queue = s.queue[:0]
+	if cap(s.queue) > 64 { // a burst is over: an idle subscriber holds no big array
+		s.queue = nil
+	}
 	return into, s.overflow
 }
 
@@ -87,8 +92,11 @@ func (s *subscriber) queueLen() int {
 
 var errOverflow = errors.New("queue overflowed")
 
-// buffers holds write buffers between writes, so an idle subscriber holds none.
+// buffers holds write buffers between writes, so an idle subscriber holds none. One
+// grown past maxPooledBuffer by a burst is left to the collector.
 var buffers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBuffer = 1 << 20
 
 // stream is the writer of one subscriber: a goroutine of the Hub's.
 type stream struct {
@@ -112,6 +120,19 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_argument", re.Message, re.Field)
 		return
 	}
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		// Left unread, it would make closing the connection a reset, which can cost
+		// the client the end of the stream.
+		writeError(w, http.StatusBadRequest, "invalid_argument", "GET /events/stream takes no request body", "")
+		return
+	}
+	// The head is written by hand after the hijack; it keeps what middleware set.
+	hdr := w.Header().Clone()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	hdr.Set("Connection", "close")
+	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "this connection cannot carry an event stream (HTTP/1.1 is needed)", "")
@@ -121,6 +142,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id: newID(), remoteAddr: r.RemoteAddr, userAgent: r.UserAgent(), connectedAt: time.Now(),
 		req: req, queueCap: h.cfg.QueueCap, conn: conn, wake: make(chan struct{}, 1),
 	}
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = hdr.Write(&head) // a bytes.Buffer does not fail
+	head.WriteString("\r\nretry: 3000\n: connected " + s.id + "\n\n")
 	// Register before anything is sent: every event published once the client can see
 	// the stream is open reaches it, and so does what is published during replay. What
 	// replay already sent is skipped when the queue is drained: no gap, no duplicate.
@@ -129,22 +154,26 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	go h.serveStream(s)
+	go h.serveStream(s, head.Bytes())
 }
 
 // serveStream writes the response to s until the client goes, the hub stops or s
 // overflows. The Hub counts it in streams and waits for it when it stops.
-func (h *Hub) serveStream(s *subscriber) {
+func (h *Hub) serveStream(s *subscriber, head []byte) {
 	defer h.streams.Done()
 	defer s.conn.Close()
 	defer h.remove(s)
 	log := h.cfg.Logger.With("subscriber", s.id, "remote_addr", s.remoteAddr)
+	defer func() {
+		// No HTTP middleware recovers on this goroutine: one stream's bug must not
+		// take the server down.
+		if r := recover(); r != nil {
+			log.Error("stream panicked", "err", r, "stack", string(debug.Stack()))
+		}
+	}()
 	st := &stream{h: h, s: s}
 	// The body runs to the end of the connection: no chunked framing to pay for.
-	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
-		"X-Accel-Buffering: no\r\nConnection: close\r\nDate: " + time.Now().UTC().Format(http.TimeFormat) +
-		"\r\n\r\nretry: 3000\n: connected " + s.id + "\n\n"
-	if err := st.write([]byte(head)); err != nil {
+	if err := st.write(head); err != nil {
 		log.Debug("subscriber gone before the first write", "err", err)
 		return
 	}
@@ -178,12 +207,12 @@ func (st *stream) run() error {
 			return err
 		}
 		switch {
-		case s.req.LastEventID+1 < first:
+		case s.req.LastEventID < first-1:
 			err = st.reset("history_truncated", live) // what it missed was pruned
 		case s.req.LastEventID > last:
 			err = st.reset("unknown_event_id", live) // an id from another database
 		default:
-			err = st.replay()
+			err = st.replay(live)
 		}
 		if err != nil {
 			return err
@@ -214,6 +243,11 @@ func (st *stream) run() error {
 			switch {
 			case overflow:
 				return nil
+			case len(st.pending) >= s.queueCap:
+				// As many as a queue holds: a window never holds more.
+				if err := st.flush(); err != nil {
+					return err
+				}
 			case window != nil && len(st.pending) > 0:
 				// The scheduled flush takes these too.
 			case s.req.Batch > 0 && len(st.pending) > 0:
@@ -241,17 +275,23 @@ const minFlushGap = 5 * time.Millisecond
 // id, a seq that every queued live event is above, so a client that reconnects before
 // the next event resumes from there instead of being reset again.
 func (st *stream) reset(reason string, live int64) error {
+	st.replayed = live // what is queued up to there is in the state the client reloads
 	return st.write(fmt.Appendf(nil, "id: %d\nevent: reset\ndata: {\"reason\":%q}\n\n", live, reason))
 }
 
 // replay sends the matching events of the log after the client's last id, page by
-// page, each page in one write.
-func (st *stream) replay() error {
+// page, each page in one write. Seqs in the log have no holes but where events were
+// pruned, so a first event past the one asked for means pruning raced the check of
+// the log's start: the client is reset, as if it had come a moment later.
+func (st *stream) replay(live int64) error {
 	after := st.s.req.LastEventID
 	for {
 		events, err := st.h.cfg.Log.After(st.h.ctx, after, replayPage)
 		if err != nil {
 			return err
+		}
+		if after == st.s.req.LastEventID && len(events) > 0 && events[0].Seq != after+1 {
+			return st.reset("history_truncated", live)
 		}
 		for i := range events {
 			if st.s.req.Filter.Match(&events[i]) {
@@ -272,26 +312,32 @@ func (st *stream) replay() error {
 // flush writes everything pending in one write, as single events or as one
 // batch_update, or a keepalive comment when there is nothing and one is due.
 func (st *stream) flush() error {
-	frames := st.pending[:0]
-	for _, f := range st.pending {
+	all := st.pending
+	frames := all[:0]
+	for _, f := range all {
 		if f.seq > st.replayed {
 			frames = append(frames, f)
 		}
 	}
-	st.pending = st.pending[:0]
+	defer clear(all) // let the frames go: the array outlives them
+	st.pending = all[:0]
 	keepalive := st.s.keepaliveDue.Swap(false)
 	if len(frames) == 0 && !keepalive {
 		return nil
 	}
 	bp := buffers.Get().(*[]byte)
-	defer func() { *bp = (*bp)[:0]; buffers.Put(bp) }()
+	defer func() {
+		if cap(*bp) <= maxPooledBuffer {
+			*bp = (*bp)[:0]
+			buffers.Put(bp)
+		}
+	}()
 	b := *bp
 	switch {
 	case len(frames) == 0:
 		b = append(b, ": keepalive\n\n"...)
 	case st.s.req.Batch > 0:
 		b = appendBatch(b, frames)
-		st.h.batches.Add(1)
 	default:
 		for _, f := range frames {
 			b = append(b, f.sse...)
@@ -300,6 +346,9 @@ func (st *stream) flush() error {
 	*bp = b
 	if err := st.write(b); err != nil {
 		return err
+	}
+	if st.s.req.Batch > 0 && len(frames) > 0 {
+		st.h.batches.Add(1)
 	}
 	if n := len(frames); n > 0 {
 		st.s.sent.Add(int64(n))
@@ -312,7 +361,6 @@ func (st *stream) flush() error {
 			}
 		}
 	}
-	clear(frames) // let the frames go: the queue's array outlives them
 	return nil
 }
 
@@ -326,8 +374,12 @@ func (st *stream) write(b []byte) error {
 			return err
 		}
 		st.refreshAt = now.Add(st.h.cfg.WriteTimeout / 2)
-		if st.s.overflowed() { // kicked before the deadline above replaced the kick's
+		// Kicked before the deadline above replaced the kick's?
+		if st.s.overflowed() {
 			return errOverflow
+		}
+		if err := st.h.ctx.Err(); err != nil {
+			return err
 		}
 	}
 	if _, err := st.s.conn.Write(b); err != nil {

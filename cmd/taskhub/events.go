@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"taskhub/broadcaster"
@@ -45,19 +44,15 @@ func toBroadcast(e *tasks.Event) (broadcaster.Event, error) {
 		b.Statuses = []string{string(t.Status)}
 		b.Labels = t.Labels
 	}
-	before := func(field string, into any) error {
-		if c, ok := e.Changes[field]; ok {
-			if err := json.Unmarshal(c[0], into); err != nil {
-				return fmt.Errorf("event %d: changes.%s: %w", e.Seq, field, err)
-			}
-		}
-		return nil
-	}
+	// The values from before the change, where it altered them. One that does not
+	// decode (written by another version, say) only narrows what filters see: it must
+	// not stop the stream.
 	var assignee, project, status string
 	var labels []string
-	if err := errors.Join(before("assignee", &assignee), before("project", &project),
-		before("status", &status), before("labels", &labels)); err != nil {
-		return broadcaster.Event{}, err
+	for field, into := range map[string]any{"assignee": &assignee, "project": &project, "status": &status, "labels": &labels} {
+		if c, ok := e.Changes[field]; ok {
+			_ = json.Unmarshal(c[0], into)
+		}
 	}
 	if _, ok := e.Changes["assignee"]; ok {
 		b.Assignees = append(b.Assignees, assignee)
