@@ -6,6 +6,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"taskhub/tasks"
@@ -21,6 +22,8 @@ type Config struct {
 	Stream  http.Handler // GET /events/stream; not served when nil
 	Debug   http.Handler // GET /events/debug; not served when nil
 	Metrics http.Handler // GET /metrics; not served when nil
+	MCP     http.Handler // /mcp and everything below it; not served when nil
+	Web     http.Handler // the dashboard: GET of any path no other route takes; not served when nil
 }
 
 // New returns the HTTP handler of the whole server.
@@ -63,8 +66,27 @@ func New(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		get("/metrics", echo.WrapHandler(cfg.Metrics))
 	}
+	if cfg.MCP != nil {
+		e.Any("/mcp", echo.WrapHandler(cfg.MCP))
+		e.Any("/mcp/*", echo.WrapHandler(cfg.MCP))
+	}
+	if cfg.Web != nil {
+		web := echo.WrapHandler(cfg.Web)
+		get("/*", func(c echo.Context) error {
+			for _, prefix := range apiPrefixes {
+				if strings.HasPrefix(c.Request().URL.Path, prefix) {
+					return echo.ErrNotFound // answered in the API's JSON shape
+				}
+			}
+			return web(c)
+		})
+	}
 	return e
 }
+
+// apiPrefixes are the paths of machine clients, whose unknown paths get a JSON 404
+// rather than the dashboard's.
+var apiPrefixes = []string{"/api/", "/events/", "/mcp/", "/.well-known/"}
 
 // requestLog logs every request at debug level, so a busy server pays for access logs
 // only when asked (--log-level debug).

@@ -16,6 +16,7 @@ import (
 	"taskhub/broadcaster"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
+	"taskhub/web"
 )
 
 // shutdownTimeout bounds how long a stopping server waits for requests in flight.
@@ -98,6 +99,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Stream:  hub,
 			Debug:   hub.Debug(),
 			Metrics: metrics.Handler(),
+			Web:     http.FileServerFS(web.FS()),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,

@@ -484,3 +484,27 @@ func TestMetrics(t *testing.T) {
 		t.Error("no Go runtime or process metrics")
 	}
 }
+
+// TestDashboardRoutes: the dashboard answers at /, while unknown paths of the API keep
+// the API's JSON errors.
+func TestDashboardRoutes(t *testing.T) {
+	url, _ := startServer(t)
+	for _, tc := range []struct {
+		path, contentType string
+		status            int
+	}{
+		{"/", "text/html", http.StatusOK},
+		{"/api/nope", "application/json", http.StatusNotFound},
+		{"/events/nope", "application/json", http.StatusNotFound},
+		{"/.well-known/oauth-authorization-server", "application/json", http.StatusNotFound},
+	} {
+		resp, err := http.Get(url + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType) {
+			t.Errorf("GET %s: %d %s, want %d %s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), tc.status, tc.contentType)
+		}
+	}
+}
