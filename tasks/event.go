@@ -36,7 +36,8 @@ var Sources = []Source{SourceREST, SourceMCP, SourceFileWatch, SourceSystem}
 
 // Event is one entry of the durable event log. Seq is strictly increasing across the
 // whole log. Task is the task after the change (its last state for task_deleted);
-// Changes maps each changed field to its old and new value (task_updated only).
+// Changes maps each changed field to its old and new value (task_updated only); Note is
+// what the actor said about the change, if anything.
 type Event struct {
 	Seq     int64                         `json:"seq"`
 	Type    EventType                     `json:"type"`
@@ -46,6 +47,7 @@ type Event struct {
 	Time    Time                          `json:"time"`
 	Task    *Task                         `json:"task,omitempty"`
 	Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
+	Note    string                        `json:"note,omitempty"`
 }
 
 // Actor is who makes a change, and through which door.

@@ -48,6 +48,17 @@ type Tx interface {
 	DeleteTask(id int64) error
 	// AppendEvent adds e to the log and sets e.Seq.
 	AppendEvent(e *Event) error
+	// NextReady returns the ready task that q selects first, or nil when there is
+	// none: a task is ready when it is todo, unassigned and every task it depends on
+	// is done; the first is the one of highest priority (urgent, high, medium, low),
+	// then the oldest, then the lowest id.
+	NextReady(q ReadyQuery) (*Task, error)
+}
+
+// ReadyQuery narrows the tasks Tx.NextReady chooses from; empty fields match all.
+type ReadyQuery struct {
+	Project string
+	Label   string
 }
 
 // TaskQuery selects tasks for a Store.
@@ -216,44 +227,149 @@ func (s *Service) Update(ctx context.Context, id, ifVersion int64, u Update) (*T
 		if err := checkVersion(old, ifVersion); err != nil {
 			return err
 		}
-		next := old.clone()
-		if err := u.apply(next); err != nil {
-			return err
-		}
-		changes, err := diff(old, next)
-		if err != nil {
-			return err
-		}
-		if len(changes) == 0 {
-			t = old
-			return nil
-		}
-		if _, ok := changes["parent_id"]; ok {
-			if err := checkParent(tx, next); err != nil {
-				return err
-			}
-		}
-		if _, ok := changes["depends_on"]; ok {
-			if err := checkDependencies(tx, next); err != nil {
-				return err
-			}
-		}
-		next.Version++
-		next.UpdatedAt = NewTime(s.now())
-		next.UpdatedBy = actor.Name
-		if err := tx.UpdateTask(old, next); err != nil {
-			return err
-		}
-		t = next
-		return tx.AppendEvent(&Event{
-			Type: EventTaskUpdated, TaskID: id, Source: actor.Source, Actor: actor.Name,
-			Time: next.UpdatedAt, Task: next, Changes: changes,
-		})
+		t, err = s.change(tx, old, u, actor)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update task %d: %w", id, err)
 	}
 	return t, nil
+}
+
+// change applies u to old inside tx, stores the result and appends its event; it
+// returns old itself when u changes nothing.
+func (s *Service) change(tx Tx, old *Task, u Update, actor Actor) (*Task, error) {
+	next := old.clone()
+	if err := u.apply(next); err != nil {
+		return nil, err
+	}
+	changes, err := diff(old, next)
+	if err != nil {
+		return nil, err
+	}
+	if len(changes) == 0 {
+		return old, nil
+	}
+	if _, ok := changes["parent_id"]; ok {
+		if err := checkParent(tx, next); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := changes["depends_on"]; ok {
+		if err := checkDependencies(tx, next); err != nil {
+			return nil, err
+		}
+	}
+	next.Version++
+	next.UpdatedAt = NewTime(s.now())
+	next.UpdatedBy = actor.Name
+	if err := tx.UpdateTask(old, next); err != nil {
+		return nil, err
+	}
+	err = tx.AppendEvent(&Event{
+		Type: EventTaskUpdated, TaskID: old.ID, Source: actor.Source, Actor: actor.Name,
+		Time: next.UpdatedAt, Task: next, Changes: changes, Note: u.Note,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// ClaimRequest says which task Claim takes: the one with TaskID, or, when TaskID is 0,
+// the next ready task within Project and Label (empty matches every one).
+type ClaimRequest struct {
+	TaskID  int64
+	Project string
+	Label   string
+}
+
+// Claim assigns a task to the actor of ctx and sets it in_progress, in one write, so
+// that two callers never get the same task. With req.TaskID the task must be todo,
+// unassigned (or the caller's already) and have every dependency done; otherwise the
+// error says why (EConflict). Without it, Claim takes the first ready task by priority,
+// then age (see Tx.NextReady), and returns an ENotFound error when none is ready. A
+// task the caller already holds in_progress is returned as it is.
+func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
+	actor := ActorFrom(ctx)
+	if actor.Name == "" {
+		return nil, Errorf(EInvalid, "assignee", "a claim needs a named caller to assign the task to")
+	}
+	if req.TaskID < 0 {
+		return nil, Errorf(EInvalid, "task_id", "task_id must be positive, got %d", req.TaskID)
+	}
+	var t *Task
+	err := s.store.Write(ctx, func(tx Tx) error {
+		var old *Task
+		var err error
+		if req.TaskID != 0 {
+			if old, err = tx.Task(req.TaskID); err != nil {
+				return err
+			}
+			if old.Assignee == actor.Name && old.Status == StatusInProgress {
+				t = old
+				return nil
+			}
+			if err := claimable(tx, old, actor.Name); err != nil {
+				return err
+			}
+		} else {
+			if old, err = tx.NextReady(ReadyQuery{Project: req.Project, Label: req.Label}); err != nil {
+				return err
+			}
+			if old == nil {
+				return Errorf(ENotFound, "", "no task is ready to claim%s", scope(req))
+			}
+		}
+		t, err = s.change(tx, old, Update{Assignee: Value(actor.Name), Status: Value(StatusInProgress)}, actor)
+		return err
+	})
+	if err != nil {
+		if req.TaskID != 0 {
+			return nil, fmt.Errorf("claim task %d: %w", req.TaskID, err)
+		}
+		return nil, fmt.Errorf("claim a task: %w", err)
+	}
+	return t, nil
+}
+
+// claimable checks that t can be claimed by name: todo, not someone else's, and
+// with every dependency done.
+func claimable(tx Tx, t *Task, name string) error {
+	if t.Assignee != "" && t.Assignee != name {
+		return Errorf(EConflict, "task_id", "task %d is already claimed by %s", t.ID, t.Assignee)
+	}
+	if t.Status != StatusTodo {
+		return Errorf(EConflict, "task_id", "task %d is %s, and only a todo task can be claimed", t.ID, t.Status)
+	}
+	var waiting []string
+	for _, id := range t.DependsOn {
+		dep, err := tx.Task(id)
+		if err != nil {
+			return err
+		}
+		if dep.Status != StatusDone {
+			waiting = append(waiting, fmt.Sprintf("%d (%s)", id, dep.Status))
+		}
+	}
+	if len(waiting) > 0 {
+		return Errorf(EConflict, "task_id", "task %d is not ready: it depends on task %s, not done yet", t.ID, strings.Join(waiting, ", "))
+	}
+	return nil
+}
+
+func scope(req ClaimRequest) string {
+	var parts []string
+	if req.Project != "" {
+		parts = append(parts, fmt.Sprintf("project %q", req.Project))
+	}
+	if req.Label != "" {
+		parts = append(parts, fmt.Sprintf("label %q", req.Label))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " in " + strings.Join(parts, " with ")
 }
 
 // Delete removes the task with id, checked against ifVersion as in Update. A task that

@@ -131,6 +131,9 @@ type Update struct {
 	ParentID    Field[*int64]
 	DependsOn   Field[[]int64]
 	DueAt       Field[*Time]
+	// Note, when not empty, is recorded on the event of the change (why it was made,
+	// say); it is not part of the task, and an update that changes nothing drops it.
+	Note string
 }
 
 // apply sets the fields of u on t, normalised (trimmed title, sorted unique labels and

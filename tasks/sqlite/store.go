@@ -444,7 +444,8 @@ func (w *writeTx) AppendEvent(e *tasks.Event) error {
 	body, err := json.Marshal(struct {
 		Task    *tasks.Task                   `json:"task,omitempty"`
 		Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
-	}{e.Task, e.Changes})
+		Note    string                        `json:"note,omitempty"`
+	}{e.Task, e.Changes, e.Note})
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
@@ -461,6 +462,33 @@ func (w *writeTx) AppendEvent(e *tasks.Event) error {
 		return fmt.Errorf("append event: %w", err)
 	}
 	return nil
+}
+
+// NextReady implements tasks.Tx. It runs inside the writer's transaction, so the task
+// it picks cannot be taken by another write before the caller's update of it.
+func (w *writeTx) NextReady(q tasks.ReadyQuery) (*tasks.Task, error) {
+	where := []string{"t.status = 'todo'", "t.assignee = ''",
+		`NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+			WHERE d.task_id = t.id AND u.status <> 'done')`}
+	var args []any
+	if q.Project != "" {
+		where = append(where, "t.project = ?")
+		args = append(args, q.Project)
+	}
+	if q.Label != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM task_labels l WHERE l.task_id = t.id AND l.label = ?)")
+		args = append(args, q.Label)
+	}
+	t, err := scanTask(w.queryRow("SELECT "+taskColumns+" FROM tasks t WHERE "+strings.Join(where, " AND ")+
+		` ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
+		t.created_at, t.id LIMIT 1`, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("next ready task: %w", mapError(err))
+	}
+	return t, nil
 }
 
 // isBusy reports whether err is SQLite's SQLITE_BUSY, of any extended kind.

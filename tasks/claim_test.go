@@ -1,0 +1,136 @@
+package tasks_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"taskhub/tasks"
+)
+
+func as(name string) context.Context {
+	return tasks.WithActor(context.Background(), tasks.Actor{Source: tasks.SourceMCP, Name: name})
+}
+
+func TestClaimConcurrent(t *testing.T) {
+	svc, _ := newService(t)
+	for i := range 3 {
+		create(t, svc, tasks.Update{Title: tasks.Value(fmt.Sprintf("ready %d", i)), Project: tasks.Value("p")})
+	}
+	create(t, svc, tasks.Update{Title: tasks.Value("elsewhere"), Project: tasks.Value("other")})
+
+	var wg sync.WaitGroup
+	results := make([]*tasks.Task, 8)
+	errs := make([]error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			results[i], errs[i] = svc.Claim(as(fmt.Sprintf("agent-%d", i)), tasks.ClaimRequest{Project: "p"})
+		})
+	}
+	wg.Wait()
+	winners := map[int64]string{}
+	for i := range 8 {
+		if errs[i] != nil {
+			if tasks.ErrorCode(errs[i]) != tasks.ENotFound {
+				t.Errorf("agent-%d: %v", i, errs[i])
+			}
+			continue
+		}
+		task := results[i]
+		if prev, ok := winners[task.ID]; ok {
+			t.Errorf("task %d claimed by %s and agent-%d", task.ID, prev, i)
+		}
+		winners[task.ID] = task.Assignee
+		if task.Assignee != fmt.Sprintf("agent-%d", i) || task.Status != tasks.StatusInProgress || task.Project != "p" {
+			t.Errorf("agent-%d got %+v", i, task)
+		}
+	}
+	if len(winners) != 3 {
+		t.Errorf("%d winners, want 3: %v", len(winners), winners)
+	}
+}
+
+func TestClaimOrderAndDependencies(t *testing.T) {
+	svc, _ := newService(t)
+	ctx := as("agent")
+	low := create(t, svc, tasks.Update{Priority: tasks.Value(tasks.PriorityLow)})
+	urgent := create(t, svc, tasks.Update{Priority: tasks.Value(tasks.PriorityUrgent), DependsOn: tasks.Value([]int64{low.ID})})
+	high1 := create(t, svc, tasks.Update{Priority: tasks.Value(tasks.PriorityHigh), Labels: tasks.Value([]string{"x"})})
+	high2 := create(t, svc, tasks.Update{Priority: tasks.Value(tasks.PriorityHigh)})
+
+	// The urgent task waits on the low one: the high ones come first, oldest first.
+	for _, want := range []int64{high1.ID, high2.ID, low.ID} {
+		got, err := svc.Claim(ctx, tasks.ClaimRequest{})
+		if err != nil || got.ID != want {
+			t.Fatalf("claim: %v, %v; want task %d", got, err, want)
+		}
+	}
+	_, err := svc.Claim(ctx, tasks.ClaimRequest{})
+	wantError(t, err, tasks.ENotFound, "")
+	_, err = svc.Claim(ctx, tasks.ClaimRequest{TaskID: urgent.ID})
+	wantError(t, err, tasks.EConflict, "task_id")
+
+	if _, err := svc.Update(ctx, low.ID, 0, tasks.Update{Status: tasks.Value(tasks.StatusDone)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.Claim(ctx, tasks.ClaimRequest{})
+	if err != nil || got.ID != urgent.ID {
+		t.Fatalf("after its dependency is done: %v, %v", got, err)
+	}
+}
+
+func TestClaimByID(t *testing.T) {
+	svc, _ := newService(t)
+	task := create(t, svc, tasks.Update{Labels: tasks.Value([]string{"x"})})
+	got, err := svc.Claim(as("alice"), tasks.ClaimRequest{TaskID: task.ID})
+	if err != nil || got.Assignee != "alice" || got.Status != tasks.StatusInProgress || got.Version != 2 {
+		t.Fatalf("claim: %+v, %v", got, err)
+	}
+	// Claiming it again is a no-op for its holder and a conflict for anyone else.
+	again, err := svc.Claim(as("alice"), tasks.ClaimRequest{TaskID: task.ID})
+	if err != nil || again.Version != 2 {
+		t.Fatalf("again: %+v, %v", again, err)
+	}
+	_, err = svc.Claim(as("bob"), tasks.ClaimRequest{TaskID: task.ID})
+	wantError(t, err, tasks.EConflict, "task_id")
+	_, err = svc.Claim(as("bob"), tasks.ClaimRequest{TaskID: 999})
+	wantError(t, err, tasks.ENotFound, "")
+
+	// One event, with both changes, attributed to the claimer.
+	events, err := svc.TaskEvents(context.Background(), task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("%d events, want 2", len(events))
+	}
+	e := events[1]
+	if e.Type != tasks.EventTaskUpdated || e.Source != tasks.SourceMCP || e.Actor != "alice" ||
+		len(e.Changes) != 2 || e.Changes["assignee"][1] == nil || e.Changes["status"][1] == nil {
+		t.Errorf("event %+v", e)
+	}
+
+	// Done with a note: the note is on the event.
+	if _, err := svc.Update(as("alice"), task.ID, 0, tasks.Update{Status: tasks.Value(tasks.StatusDone), Note: "shipped"}); err != nil {
+		t.Fatal(err)
+	}
+	events, _ = svc.TaskEvents(context.Background(), task.ID)
+	if n := events[len(events)-1].Note; n != "shipped" {
+		t.Errorf("note %q", n)
+	}
+}
+
+func TestClaimFilters(t *testing.T) {
+	svc, _ := newService(t)
+	create(t, svc, tasks.Update{Project: tasks.Value("p")})
+	labelled := create(t, svc, tasks.Update{Project: tasks.Value("p"), Labels: tasks.Value([]string{"go"})})
+	got, err := svc.Claim(as("a"), tasks.ClaimRequest{Project: "p", Label: "go"})
+	if err != nil || got.ID != labelled.ID {
+		t.Fatalf("claim: %+v, %v", got, err)
+	}
+	_, err = svc.Claim(as("a"), tasks.ClaimRequest{Project: "q"})
+	wantError(t, err, tasks.ENotFound, "")
+	_, err = svc.Claim(as(""), tasks.ClaimRequest{})
+	wantError(t, err, tasks.EInvalid, "assignee")
+}
