@@ -83,6 +83,9 @@ var streamParams = []string{"types", "task_id", "assignee", "project", "status",
 func ParseStreamRequest(q url.Values, lastEventID string, v Vocabulary, extra ...string) (StreamRequest, error) {
 	var r StreamRequest
 	for name, values := range q {
+		if name == "" {
+			return r, badParam("query", "a query parameter has no name")
+		}
 		if !slices.Contains(streamParams, name) && !slices.Contains(extra, name) {
 			return r, badParam(name, "unknown query parameter %q (known: %s)", name, strings.Join(streamParams, ", "))
 		}

@@ -1,0 +1,81 @@
+package broadcaster
+
+import (
+	"errors"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+)
+
+var vocabulary = Vocabulary{
+	Types:    []string{"task_created", "task_updated", "task_deleted", "file_changed"},
+	Statuses: []string{"todo", "in_progress", "review", "blocked", "done", "cancelled"},
+	Sources:  []string{"rest_api", "mcp_tool", "file_watch", "system"},
+}
+
+// FuzzParseStreamRequest feeds arbitrary queries and Last-Event-ID values to the stream's
+// parser: it must never panic, must refuse with the parameter named, and what it
+// accepts must hold only known values.
+func FuzzParseStreamRequest(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"types=task_created,task_updated&status=todo&project=p&batch=250ms", ""},
+		{"task_id=1,2,3&label=a,b&assignee=alice&source=rest_api", "42"},
+		{"types=nope", ""}, {"batch=11s", ""}, {"task_id=0", ""}, {"last_event_id=-1", ""},
+		{"status=todo&status=done", ""}, {"%zz", ""}, {"", "x"}, {"last_event_id=5", "9223372036854775807"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, query, lastEventID string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return // not a query a client could send
+		}
+		r, err := ParseStreamRequest(q, lastEventID, vocabulary)
+		if err != nil {
+			var re *RequestError
+			if !errors.As(err, &re) || re.Field == "" || re.Message == "" {
+				t.Fatalf("query %q: error %#v, want a RequestError naming the parameter", query, err)
+			}
+			return
+		}
+		for _, l := range [][2][]string{{r.Filter.Types, vocabulary.Types}, {r.Filter.Statuses, vocabulary.Statuses}, {r.Filter.Sources, vocabulary.Sources}} {
+			for _, v := range l[0] {
+				if !slices.Contains(l[1], v) {
+					t.Fatalf("query %q: accepted unknown value %q", query, v)
+				}
+			}
+		}
+		if r.Batch < 0 || r.Batch > MaxBatch || r.LastEventID < 0 || (r.LastEventID > 0 && !r.Replay) {
+			t.Fatalf("query %q, Last-Event-ID %q: accepted %+v", query, lastEventID, r)
+		}
+	})
+}
+
+func TestFilterMatch(t *testing.T) {
+	moved := &Event{Type: "task_updated", TaskID: 7, Source: "mcp_tool", Assignees: []string{"bob", "alice"},
+		Projects: []string{"site"}, Statuses: []string{"done", "in_progress"}, Labels: []string{"docs"}}
+	for _, tc := range []struct {
+		f    Filter
+		want bool
+	}{
+		{Filter{}, true},
+		{Filter{Types: []string{"task_created", "task_updated"}}, true},
+		{Filter{Types: []string{"task_deleted"}}, false},
+		{Filter{TaskIDs: []int64{1, 7}}, true},
+		{Filter{TaskIDs: []int64{8}}, false},
+		{Filter{Assignees: []string{"alice"}}, true}, // the value before the change
+		{Filter{Assignees: []string{"carol"}}, false},
+		{Filter{Statuses: []string{"in_progress"}, Projects: []string{"site"}}, true},
+		{Filter{Statuses: []string{"in_progress"}, Projects: []string{"other"}}, false}, // AND across lists
+		{Filter{Labels: []string{"x", "docs"}}, true},
+		{Filter{Sources: []string{"rest_api"}}, false},
+	} {
+		if got := tc.f.Match(moved); got != tc.want {
+			t.Errorf("%+v: Match = %v, want %v", tc.f, got, tc.want)
+		}
+	}
+	if r, err := ParseStreamRequest(url.Values{"batch": {"250ms"}}, "", vocabulary); err != nil || r.Batch != 250*time.Millisecond || r.Replay {
+		t.Errorf("batch=250ms: %+v, %v", r, err)
+	}
+}
