@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"taskhub/tasks"
+	"taskhub/tasks/sqlite"
+)
+
+// browser is one headless Chromium tab, with what its page wrote to the console.
+type browser struct {
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string // console.error calls and uncaught exceptions
+}
+
+// newBrowser starts Debian's chromium headless for the test, or skips the test when
+// it is not installed, except in CI (CI=...), where .ci/run installs it.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed, and CI must run the browser tests (.ci/run installs it)")
+		}
+		t.Skip("chromium is not installed (apt-get install chromium): skipping the dashboard's browser tests")
+	}
+	profile, err := os.MkdirTemp("", "taskhub-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hard limit for the whole browser: a stuck page must not hang the test run.
+	limit, cancelLimit := context.WithTimeout(context.Background(), 90*time.Second)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(limit,
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.WindowSize(1440, 1000),
+		chromedp.UserDataDir(profile),
+	)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	b := &browser{ctx: ctx}
+	console := chromedp.Console(ctx) // starts the browser and the tab
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			// Browser log entries (Source set) include the failed requests a
+			// dropped stream makes while it reconnects: expected, not page errors.
+			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source == "") {
+				b.mu.Lock()
+				b.problems = append(b.problems, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line))
+				b.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc()
+		cancelLimit()
+		<-done
+		// Chromium's helpers can write to the profile a moment after it exits.
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+// do runs actions in the tab.
+func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// wait polls a JavaScript expression in the page until it is truthy, and returns how
+// long that took.
+func (b *browser) wait(t *testing.T, within time.Duration, what, expr string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	_, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](expr,
+		chromedp.WithPollingTimeout(within), chromedp.WithPollingInterval(20*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("waited %s for %s: %v\n(%s)", within, what, err, expr)
+	}
+	return time.Since(start)
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](t *testing.T, b *browser, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// screenshot saves the whole page, at a width and height, light or dark, as dir/name.
+func (b *browser) screenshot(t *testing.T, dir, name string, width, height int64, dark bool) {
+	t.Helper()
+	scheme := "light"
+	if dark {
+		scheme = "dark"
+	}
+	var opts []chromedp.EmulateViewportOption
+	if width < 600 {
+		opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateScale(2))
+	}
+	b.do(t, "emulate "+name,
+		chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
+			_, err := cdp.Call(ctx, target, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+			})
+			return err
+		}),
+		chromedp.EmulateViewport(width, height, opts...),
+		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
+	)
+	time.Sleep(150 * time.Millisecond) // let the layout and the card animation settle
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// artifactDir is where the screenshots go: $TASKHUB_TEST_ARTIFACTS when set, else the
+// test's artifact directory (kept with go test -artifacts, under -outputdir).
+func artifactDir(t *testing.T) string {
+	if dir := os.Getenv("TASKHUB_TEST_ARTIFACTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.ArtifactDir()
+}
+
+// card is a JavaScript expression for a task's card (or null).
+func card(id int64) string {
+	return fmt.Sprintf(`document.querySelector('#board [data-task-id="%d"]')`, id)
+}
+
+// cardIn is a JavaScript condition: the task's card is in the column of status, and
+// says so.
+func cardIn(id int64, status string) string {
+	return fmt.Sprintf(`(c => !!c && c.dataset.status === %q && c.closest('[data-column]').dataset.column === %q)(%s)`, status, status, card(id))
+}
+
+func getTask(t *testing.T, base string, id int64) (task struct {
+	ID       int64
+	Title    string
+	Status   string
+	Priority string
+	Labels   []string
+	Version  int64
+}) {
+	t.Helper()
+	call(t, http.MethodGet, fmt.Sprintf("%s/api/tasks/%d", base, id), "", http.StatusOK, &task)
+	return task
+}
+
+// TestDashboard drives the dashboard in headless Chromium against a real server: REST
+// changes appear live, the page's own actions are stored, a restart of the server
+// loses and doubles nothing, and the page logs no errors.
+func TestDashboard(t *testing.T) {
+	b := newBrowser(t)
+	db := filepath.Join(t.TempDir(), "taskhub.db")
+	base, stop := serveAt(t, "127.0.0.1:0", db)
+
+	// A board worth looking at.
+	design := createTask(t, base, `{"title":"Design the event log","priority":"high","assignee":"alice","project":"core","labels":["design","storage"]}`)
+	broker := createTask(t, base, `{"title":"SSE broadcaster with replay","priority":"urgent","assignee":"claude-code","project":"core","labels":["stream"],"depends_on":[`+fmt.Sprint(design)+`]}`)
+	docs := createTask(t, base, `{"title":"Write the README","description":"Install, run, API, stream.","assignee":"bob","project":"docs","labels":["docs"]}`)
+	spare := createTask(t, base, `{"title":"Spike: websockets instead?","priority":"low","project":"core"}`)
+	patchTask(t, base, design, `{"status":"done"}`)
+	patchTask(t, base, broker, `{"status":"review"}`)
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.wait(t, 5*time.Second, "the page to load the board and go live",
+		`document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#board .card').length === 4`)
+
+	// (a) A task created through REST appears within a second.
+	live := createTask(t, base, `{"title":"Appears by itself","priority":"high","labels":["live"]}`)
+	took := b.wait(t, time.Second, "the REST-created task's card", cardIn(live, "todo"))
+	t.Logf("a task created through REST showed after %s", took)
+
+	// (b) A status change through REST moves the card.
+	patchTask(t, base, live, `{"status":"in_progress"}`)
+	took = b.wait(t, time.Second, "the card to move to in_progress", cardIn(live, "in_progress"))
+	t.Logf("a status change through REST showed after %s", took)
+
+	// The card's buttons, from the keyboard: focus "move to Review" and press Enter.
+	b.do(t, "move the card from the keyboard",
+		chromedp.Focus(chromedp.CSS(fmt.Sprintf(`[data-task-id="%d"] [data-action="move"][data-to="review"]`, live))),
+		chromedp.KeyEvent("\r"))
+	b.wait(t, 2*time.Second, "the card to move to review", cardIn(live, "review"))
+	if got := getTask(t, base, live).Status; got != "review" {
+		t.Errorf("after the move button, the stored status is %q, want review", got)
+	}
+
+	// (d) A task created from form#new-task is stored.
+	b.do(t, "fill form#new-task",
+		chromedp.SendKeys(chromedp.CSS(`form#new-task input[name="title"]`), "Made in the browser"),
+		chromedp.SetValue(chromedp.CSS(`form#new-task select[name="priority"]`), "urgent"),
+		chromedp.SendKeys(chromedp.CSS(`form#new-task input[name="labels"]`), "ui, form"),
+		chromedp.Click(chromedp.CSS(`form#new-task button[type="submit"]`)),
+	)
+	var made []struct {
+		ID       int64
+		Priority string
+		Labels   []string
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for len(made) == 0 && time.Now().Before(deadline) {
+		var page struct {
+			Tasks []struct {
+				ID       int64
+				Priority string
+				Labels   []string
+			}
+		}
+		call(t, http.MethodGet, base+"/api/tasks?q="+url.QueryEscape("Made in the browser"), "", http.StatusOK, &page)
+		made = page.Tasks
+		if len(made) == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if len(made) != 1 || made[0].Priority != "urgent" || !slices.Equal(made[0].Labels, []string{"form", "ui"}) {
+		t.Fatalf("tasks stored from the form: %+v, want one, urgent, labelled form and ui", made)
+	}
+	b.wait(t, time.Second, "the form's task on the board, once", fmt.Sprintf(
+		`document.querySelectorAll('#board [data-task-id="%d"]').length === 1`, made[0].ID))
+
+	// A conflict in the editor: someone else changes the task first; saving is refused
+	// with a clear message, and the form shows the task as it now is.
+	b.do(t, "edit a task",
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-task-id="%d"] [data-action="edit"]`, docs))),
+		chromedp.WaitVisible(chromedp.CSS(`#editor`)),
+		chromedp.SetValue(chromedp.CSS(`#e-title`), "Write the README, mine"),
+	)
+	patchTask(t, base, docs, `{"title":"Write the README, theirs"}`)
+	b.do(t, "save the stale edit", chromedp.Click(chromedp.CSS(`#edit-task button[type="submit"]`)))
+	b.wait(t, 2*time.Second, "the conflict message and the current state in the editor",
+		`(a => !a.hidden && a.textContent.includes('Not saved'))(document.querySelector('#editor-alert'))
+		 && document.querySelector('#e-title').value === 'Write the README, theirs'`)
+	if got := getTask(t, base, docs).Title; got != "Write the README, theirs" {
+		t.Errorf("after the refused save the title is %q", got)
+	}
+	b.do(t, "close the editor", chromedp.Click(chromedp.CSS(`#edit-task [data-action="cancel"]`)))
+
+	// (c) Cut off: the server stops (which ends the stream) and a new one starts on the
+	// same address and database. Changes made meanwhile appear once each.
+	seqBefore := eval[[]int64](t, b, `[...document.querySelectorAll('#activity [data-seq]')].map(li => Number(li.dataset.seq))`)
+	stop()
+	b.wait(t, 3*time.Second, "the page to see the stream drop", `document.querySelector('#conn').dataset.state !== 'live'`)
+	store, err := sqlite.Open(context.Background(), db) // no server now: write to the file
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := tasks.NewService(store)
+	down, err := svc.Create(context.Background(), tasks.Update{Title: tasks.Value("Written while the server was down")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Update(context.Background(), spare, 0, tasks.Update{Status: tasks.Value(tasks.StatusBlocked)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	base2, _ := serveAt(t, strings.TrimPrefix(base, "http://"), db)
+	if base2 != base {
+		t.Fatalf("restarted on %s, want %s", base2, base)
+	}
+	after := createTask(t, base, `{"title":"Made while the page reconnects","project":"core","labels":["stream"]}`)
+	patchTask(t, base, live, `{"status":"done"}`)
+	call(t, http.MethodDelete, fmt.Sprintf("%s/api/tasks/%d", base, made[0].ID), "", http.StatusNoContent, nil)
+	state := eval[string](t, b, `document.querySelector('#conn').dataset.state`)
+	t.Logf("connection state while the changes were made: %s", state)
+	if state == "live" {
+		t.Error("the page was live again before the changes: the test did not cut it off")
+	}
+	took = b.wait(t, 10*time.Second, "the page to reconnect and show the changes",
+		`document.querySelector('#conn').dataset.state === 'live' && `+
+			cardIn(down.ID, "todo")+` && `+cardIn(spare, "blocked")+` && `+cardIn(after, "todo")+` && `+
+			cardIn(live, "done")+` && !`+card(made[0].ID))
+	t.Logf("back live with every change after %s", took)
+
+	// Once each: one card per stored task, and each event once in the activity feed.
+	var all struct{ Tasks []struct{ ID int64 } }
+	call(t, http.MethodGet, base+"/api/tasks?limit=500", "", http.StatusOK, &all)
+	var want []int64
+	for _, task := range all.Tasks {
+		want = append(want, task.ID)
+	}
+	slices.Sort(want)
+	got := eval[[]int64](t, b, `[...document.querySelectorAll('#board [data-task-id]')].map(c => Number(c.dataset.taskId)).sort((a, b) => a - b)`)
+	if !slices.Equal(got, want) {
+		t.Errorf("cards on the board %v, want the stored tasks %v, each once", got, want)
+	}
+	seqs := eval[[]int64](t, b, `[...document.querySelectorAll('#activity [data-seq]')].map(li => Number(li.dataset.seq))`)
+	lastSeq := lastEventSeq(t, base)
+	slices.Reverse(seqs) // the feed shows the newest first
+	var wantSeqs []int64
+	for s := seqs[0]; s <= lastSeq; s++ {
+		wantSeqs = append(wantSeqs, s)
+	}
+	if !slices.Equal(seqs, wantSeqs) {
+		t.Errorf("activity feed seqs %v (before the restart %v), want %v: a gap or a duplicate", seqs, seqBefore, wantSeqs)
+	}
+
+	// The debug panel renders /events/debug.
+	b.do(t, "open the debug panel", chromedp.Click(chromedp.CSS(`#debug-panel summary`)))
+	b.wait(t, 2*time.Second, "the debug panel's counters and its subscriber",
+		`document.querySelector('#debug .stats') && document.querySelectorAll('#debug table.subs tbody tr').length === 1`)
+
+	dir := artifactDir(t)
+	b.screenshot(t, dir, "dashboard-desktop.png", 1440, 1000, false)
+	b.screenshot(t, dir, "dashboard-desktop-dark.png", 1440, 1000, true)
+	b.screenshot(t, dir, "dashboard-phone.png", 390, 844, false)
+
+	// (e) No console errors and no uncaught exceptions, from the first load on.
+	time.Sleep(100 * time.Millisecond)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		t.Errorf("console: %s", p)
+	}
+}

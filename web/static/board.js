@@ -1,0 +1,165 @@
+// Building the page's elements: cards, columns and activity entries. Everything here is
+// a pure function of its arguments; app.js decides when to call it.
+
+/** STATUSES are the board's columns, in order: [value, label]. */
+export const STATUSES = [
+  ['todo', 'To do'],
+  ['in_progress', 'In progress'],
+  ['review', 'Review'],
+  ['blocked', 'Blocked'],
+  ['done', 'Done'],
+  ['cancelled', 'Cancelled'],
+];
+
+/** PRIORITIES from the most to the least pressing: [value, label]. */
+export const PRIORITIES = [
+  ['urgent', 'Urgent'],
+  ['high', 'High'],
+  ['medium', 'Medium'],
+  ['low', 'Low'],
+];
+
+const statusLabel = new Map(STATUSES);
+const priorityLabel = new Map(PRIORITIES);
+const priorityRank = new Map(PRIORITIES.map(([p], i) => [p, i]));
+
+/** label returns the words for a status or priority value. */
+export function label(value) {
+  return statusLabel.get(value) || priorityLabel.get(value) || value;
+}
+
+/**
+ * h makes an element: attrs are attributes, except class, dataset, hidden and on*
+ * (listeners); children are nodes or strings, null and false are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'hidden') el.hidden = true;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c !== null && c !== undefined && c !== false) el.append(c);
+  }
+  return el;
+}
+
+/** compareTasks orders a column: most pressing first, then oldest first. */
+export function compareTasks(a, b) {
+  return (priorityRank.get(a.priority) ?? 9) - (priorityRank.get(b.priority) ?? 9) || a.id - b.id;
+}
+
+/** matchesText says whether a task shows under the search text q (already lower case). */
+export function matchesText(t, q) {
+  if (!q) return true;
+  const hay = [t.title, t.description, t.assignee, t.project, `#${t.id}`, ...(t.labels || [])];
+  return hay.some((s) => s && s.toLowerCase().includes(q));
+}
+
+/**
+ * renderCard builds a task's card. tasks is the board's map, to show whether each
+ * dependency is done. The buttons carry data-action, which app.js listens for.
+ */
+export function renderCard(t, tasks) {
+  const i = STATUSES.findIndex(([s]) => s === t.status);
+  const prev = STATUSES[i - 1];
+  const next = STATUSES[i + 1];
+  const deps = t.depends_on || [];
+  const openDeps = deps.filter((d) => tasks.get(d)?.status !== 'done').length;
+  return h(
+    'article',
+    {
+      class: `card prio-${t.priority}`,
+      dataset: { taskId: t.id, status: t.status, version: t.version },
+      draggable: 'true',
+      'aria-labelledby': `card-title-${t.id}`,
+    },
+    h(
+      'div',
+      { class: 'card-top' },
+      h('span', { class: 'task-id' }, `#${t.id}`),
+      h('span', { class: `badge prio prio-${t.priority}`, title: 'Priority' }, label(t.priority)),
+    ),
+    h(
+      'h3',
+      { class: 'card-title', id: `card-title-${t.id}` },
+      h('button', { type: 'button', class: 'link', dataset: { action: 'edit' }, title: 'Edit this task' }, t.title),
+    ),
+    t.assignee || t.project
+      ? h(
+          'p',
+          { class: 'card-meta' },
+          t.assignee ? h('span', { class: 'assignee', title: 'Assignee' }, h('span', { class: 'avatar', 'aria-hidden': 'true' }, t.assignee.slice(0, 1).toUpperCase()), t.assignee) : null,
+          t.project ? h('span', { class: 'project', title: 'Project' }, t.project) : null,
+        )
+      : null,
+    t.labels?.length ? h('ul', { class: 'labels', 'aria-label': 'Labels' }, t.labels.map((l) => h('li', { class: 'chip' }, l))) : null,
+    deps.length
+      ? h(
+          'p',
+          { class: `deps${openDeps ? ' open' : ''}` },
+          openDeps ? `Waits on ${openDeps} of ${deps.length}: ` : 'Dependencies done: ',
+          deps.map((d, k) => [k ? ', ' : '', h('span', { class: tasks.get(d)?.status === 'done' ? 'dep done' : 'dep' }, `#${d}`)]),
+        )
+      : null,
+    h(
+      'div',
+      { class: 'card-actions' },
+      prev
+        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: prev[0] }, 'aria-label': `Move #${t.id} to ${prev[1]}`, title: `Move to ${prev[1]}` }, '←')
+        : null,
+      next
+        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: next[0] }, 'aria-label': `Move #${t.id} to ${next[1]}`, title: `Move to ${next[1]}` }, '→')
+        : null,
+      t.status !== 'done'
+        ? h('button', { type: 'button', class: 'small', dataset: { action: 'move', to: 'done' }, 'aria-label': `Mark #${t.id} done` }, 'Done')
+        : null,
+      h('span', { class: 'version', title: `Version ${t.version}, changed by ${t.updated_by || 'unknown'}` }, `v${t.version}`),
+    ),
+  );
+}
+
+/** renderColumn builds an empty column for a status; cards go in its .cards list. */
+export function renderColumn([status, name]) {
+  return h(
+    'section',
+    { class: `column status-${status}`, dataset: { column: status }, 'aria-labelledby': `col-${status}` },
+    h('h2', { class: 'column-head', id: `col-${status}` }, h('span', {}, name), h('span', { class: 'count', 'aria-label': 'tasks' }, '0')),
+    h('div', { class: 'cards' }),
+    h('p', { class: 'empty' }, 'Nothing here'),
+  );
+}
+
+function clock(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+function describeChanges(changes) {
+  if (!changes) return '';
+  const parts = Object.entries(changes).map(([k, [from, to]]) => {
+    const v = (x) => (Array.isArray(x) ? x.join(', ') || '—' : x === null || x === '' ? '—' : label(String(x)));
+    return k === 'description' ? 'description' : `${k}: ${v(from)} → ${v(to)}`;
+  });
+  return parts.slice(0, 3).join('; ') + (parts.length > 3 ? '; …' : '');
+}
+
+const typeWords = { task_created: 'created', task_updated: 'updated', task_deleted: 'deleted', file_changed: 'file' };
+
+/** renderActivity builds one entry of the activity feed. */
+export function renderActivity(ev) {
+  const what = ev.task ? `#${ev.task_id} ${ev.task.title}` : ev.path ? `${ev.op || ''} ${ev.path}` : `#${ev.task_id || ''}`;
+  return h(
+    'li',
+    { class: `activity type-${ev.type}`, dataset: { seq: ev.seq } },
+    h('time', { datetime: ev.time, title: ev.time }, clock(ev.time)),
+    h('span', { class: `badge type type-${ev.type}` }, typeWords[ev.type] || ev.type),
+    h('span', { class: 'what' }, what),
+    ev.type === 'task_updated' && ev.changes ? h('span', { class: 'changes' }, describeChanges(ev.changes)) : null,
+    h('span', { class: 'who' }, `${ev.actor || 'unknown'} · ${(ev.source || '').replace('_', ' ')}`),
+  );
+}
