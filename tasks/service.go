@@ -434,13 +434,21 @@ func (s *Service) TaskEvents(ctx context.Context, id int64) ([]Event, error) {
 // Events returns up to limit events (1 to MaxEventsLimit) after seq after, and the seq
 // to pass as after next time: the last returned, or where the log ends.
 func (s *Service) Events(ctx context.Context, after int64, limit int) ([]Event, int64, error) {
+	return s.EventsFor(ctx, 0, after, limit)
+}
+
+// EventsFor is Events narrowed to the events of the task with taskID; 0 means every
+// task.
+func (s *Service) EventsFor(ctx context.Context, taskID, after int64, limit int) ([]Event, int64, error) {
 	switch {
+	case taskID < 0:
+		return nil, 0, Errorf(EInvalid, "task_id", "task_id must be positive, got %d", taskID)
 	case after < 0:
 		return nil, 0, Errorf(EInvalid, "after", "after must not be negative")
 	case limit < 1 || limit > MaxEventsLimit:
 		return nil, 0, Errorf(EInvalid, "limit", "limit must be 1 to %d, got %d", MaxEventsLimit, limit)
 	}
-	events, err := s.store.Events(ctx, EventQuery{After: after, Limit: limit})
+	events, err := s.store.Events(ctx, EventQuery{After: after, TaskID: taskID, Limit: limit})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list events: %w", err)
 	}

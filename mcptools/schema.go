@@ -1,0 +1,117 @@
+package mcptools
+
+import (
+	"encoding/json"
+
+	"taskhub/tasks"
+)
+
+// obj is a JSON Schema of an object with exactly props: required lists those that
+// must be present, and no other property is allowed.
+func obj(props map[string]any, required ...string) map[string]any {
+	s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+func raw(schema map[string]any) json.RawMessage {
+	b, err := json.Marshal(schema)
+	if err != nil {
+		panic(err) // maps of literals always marshal
+	}
+	return b
+}
+
+func str(desc string, maxLen int) map[string]any {
+	s := map[string]any{"type": "string", "description": desc}
+	if maxLen > 0 {
+		s["maxLength"] = maxLen
+	}
+	return s
+}
+
+func id(desc string) map[string]any {
+	return map[string]any{"type": "integer", "minimum": 1, "description": desc}
+}
+
+func nullable(s map[string]any) map[string]any {
+	c := map[string]any{}
+	for k, v := range s {
+		c[k] = v
+	}
+	c["type"] = []string{s["type"].(string), "null"}
+	return c
+}
+
+func enum[S ~string](values []S, desc string) map[string]any {
+	names := make([]string, len(values))
+	for i, v := range values {
+		names[i] = string(v)
+	}
+	return map[string]any{"type": "string", "enum": names, "description": desc}
+}
+
+// taskFields are the writable fields of a task, as tool arguments.
+func taskFields() map[string]any {
+	return map[string]any{
+		"title":       map[string]any{"type": "string", "minLength": 1, "maxLength": tasks.MaxTitle, "description": "short summary, 1 to 200 characters"},
+		"description": str("details, in Markdown; up to 64 KiB", 0),
+		"status":      enum(tasks.Statuses, "where the task stands"),
+		"priority":    enum(tasks.Priorities, "urgent > high > medium > low"),
+		"assignee":    str("who works on it; empty for nobody", tasks.MaxAssignee),
+		"project":     str("the project (repository) the task belongs to", tasks.MaxProject),
+		"labels": map[string]any{"type": "array", "maxItems": tasks.MaxLabels, "description": "labels, stored sorted and unique",
+			"items": map[string]any{"type": "string", "minLength": 1, "maxLength": tasks.MaxLabel}},
+		"parent_id": id("the task this one is a subtask of"),
+		"depends_on": map[string]any{"type": "array", "maxItems": tasks.MaxDependsOn, "description": "ids of tasks that must be done before this one is ready",
+			"items": map[string]any{"type": "integer", "minimum": 1}},
+		"due_at": map[string]any{"type": "string", "format": "date-time", "description": "when it is due, RFC 3339"},
+	}
+}
+
+// taskSchema describes a task as tools return it.
+func taskSchema() map[string]any {
+	s := obj(map[string]any{
+		"id":          map[string]any{"type": "integer"},
+		"title":       map[string]any{"type": "string"},
+		"description": map[string]any{"type": "string"},
+		"status":      enum(tasks.Statuses, ""),
+		"priority":    enum(tasks.Priorities, ""),
+		"assignee":    map[string]any{"type": "string"},
+		"project":     map[string]any{"type": "string"},
+		"labels":      map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+		"parent_id":   map[string]any{"type": []string{"integer", "null"}},
+		"depends_on":  map[string]any{"type": "array", "items": map[string]any{"type": "integer"}},
+		"due_at":      map[string]any{"type": []string{"string", "null"}},
+		"version":     map[string]any{"type": "integer"},
+		"created_at":  map[string]any{"type": "string"},
+		"updated_at":  map[string]any{"type": "string"},
+		"created_by":  map[string]any{"type": "string"},
+		"updated_by":  map[string]any{"type": "string"},
+	}, "id", "title", "description", "status", "priority", "assignee", "project", "labels",
+		"parent_id", "depends_on", "due_at", "version", "created_at", "updated_at", "created_by", "updated_by")
+	delete(s["properties"].(map[string]any)["status"].(map[string]any), "description")
+	delete(s["properties"].(map[string]any)["priority"].(map[string]any), "description")
+	return s
+}
+
+// eventSchema describes an event of the log.
+func eventSchema() map[string]any {
+	return map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"seq":     map[string]any{"type": "integer"},
+			"type":    enum(tasks.EventTypes, ""),
+			"task_id": map[string]any{"type": "integer"},
+			"source":  enum(tasks.Sources, ""),
+			"actor":   map[string]any{"type": "string"},
+			"time":    map[string]any{"type": "string"},
+			"task":    map[string]any{"type": "object"},
+			"changes": map[string]any{"type": "object"},
+			"note":    map[string]any{"type": "string"},
+		},
+		"required": []string{"seq", "type", "source", "actor", "time"},
+	}
+}

@@ -1,0 +1,118 @@
+// Package mcptools exposes tasks.Service to MCP clients such as Claude Code: eight tools,
+// the resource template taskhub://tasks/{id} with subscriptions, and the server
+// instructions that teach an agent the workflow. It serves Streamable HTTP and the
+// older SSE transport through one http.Handler, and stdio. Every rule lives in the
+// Service; the tools only translate arguments and results.
+package mcptools
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"taskhub/tasks"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Name is the server's name in the initialize handshake.
+const Name = "taskhub"
+
+// UnnamedClient is the actor name of changes made by a client that gave no name in
+// its initialize request (or, on the stateless protocol, in its request metadata).
+const UnnamedClient = "mcp-client"
+
+// Instructions teach a connecting agent how to work with TaskHub.
+const Instructions = `TaskHub is a shared task board for AI agents and people; every change is broadcast live.
+
+Workflow for an agent:
+1. Find work: claim_task with no task_id claims the next ready task (status todo, unassigned, every task in its depends_on done), highest priority first (urgent > high > medium > low), then oldest. Pass project (and optionally label) to stay within your repository's tasks. claim_task with a task_id claims that task, and fails if someone else holds it or it is not ready.
+2. Work on it: the claimed task is in_progress and assigned to you. Report progress with update_task_status (status review or blocked, with a short note saying why).
+3. Finish: update_task_status with status done (or cancelled) and a note. Tasks that depend on it become ready.
+
+Other rules:
+- Always pass project when several repositories share the hub: list_tasks, claim_task and create_task all take it.
+- depends_on lists the ids of tasks that must be done first; a cycle is refused.
+- To change other fields use update_task; pass expected_version (the task's version) to avoid overwriting someone else's change.
+- list_events with after (the last seq you saw) shows what changed since.
+- Read a task as the resource taskhub://tasks/{id}; subscribe to it to be told when it changes.
+- A tool that fails returns isError with a message naming the argument at fault; nothing was changed.`
+
+// Config is what a Server is built from.
+type Config struct {
+	Service *tasks.Service
+	Logger  *slog.Logger
+	Version string // the server's version in the initialize handshake
+}
+
+// Server is TaskHub's MCP server.
+type Server struct {
+	svc    *tasks.Service
+	logger *slog.Logger
+	mcp    *server.MCPServer
+	subs   *subscriptions
+}
+
+// New returns a Server with every tool and resource registered.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	s := &Server{svc: cfg.Service, logger: cfg.Logger}
+	hooks := &server.Hooks{}
+	s.subs = newSubscriptions(hooks)
+	tools := s.tools()
+	s.mcp = server.NewMCPServer(Name, cfg.Version,
+		server.WithInstructions(Instructions),
+		server.WithToolCapabilities(false),
+		server.WithResourceCapabilities(true, false),
+		server.WithToolHandlerMiddleware(newValidator(tools).middleware),
+		server.WithOutputSchemaValidation(),
+		server.WithRecovery(),
+		server.WithHooks(hooks),
+		server.WithLogger(cfg.Logger),
+	)
+	for _, t := range tools {
+		s.mcp.AddTool(t.tool, t.handler)
+	}
+	s.addResources()
+	return s
+}
+
+// MCPServer returns the underlying mcp-go server, for in-process clients.
+func (s *Server) MCPServer() *server.MCPServer { return s.mcp }
+
+// ServeStdio serves one client over in and out until ctx ends or in closes.
+func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	return server.NewStdioServer(s.mcp).Listen(ctx, in, out)
+}
+
+// actor attributes a change to the calling client, by the name it gave.
+func actor(ctx context.Context) context.Context {
+	name := UnnamedClient
+	if session, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
+		if n := session.GetClientInfo().Name; n != "" {
+			name = n
+		}
+	}
+	return tasks.WithActor(ctx, tasks.Actor{Source: tasks.SourceMCP, Name: name})
+}
+
+// toolError is the result of a call that failed: a domain error becomes an isError
+// result naming its argument; anything else is logged and reported vaguely.
+func (s *Server) toolError(tool string, err error) *mcp.CallToolResult {
+	e, ok := asError(err)
+	if !ok || e.Code == tasks.EInternal {
+		s.logger.Error("tool failed", "tool", tool, "err", err)
+		return mcp.NewToolResultError("internal error: the change was not made; try again")
+	}
+	msg := e.Code + ": " + e.Message
+	if e.Field != "" {
+		msg += " (argument " + e.Field + ")"
+	}
+	return mcp.NewToolResultError(msg)
+}

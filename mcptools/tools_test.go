@@ -1,0 +1,360 @@
+package mcptools_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"taskhub/mcptools"
+	"taskhub/tasks"
+	"taskhub/tasks/sqlite"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// newServer returns a Server over a fresh database, and its Service.
+func newServer(t testing.TB) (*mcptools.Server, *tasks.Service) {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := tasks.NewService(db)
+	return mcptools.New(mcptools.Config{Service: svc}), svc
+}
+
+// connect returns an initialized in-process client that calls itself name.
+func connect(t testing.TB, s *mcptools.Server, name string) *client.Client {
+	t.Helper()
+	c, err := client.NewInProcessClient(s.MCPServer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	initialize(t, c, name)
+	return c
+}
+
+func initialize(t testing.TB, c *client.Client, name string) *mcp.InitializeResult {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	req.Params.ClientInfo = mcp.Implementation{Name: name, Version: "1"}
+	res, err := c.Initialize(ctx, req)
+	if err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	return res
+}
+
+// callTool calls name with args (JSON) and returns the result; a protocol error fails t.
+func callTool(t testing.TB, c *client.Client, name, args string) *mcp.CallToolResult {
+	t.Helper()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = name
+	var a any
+	if err := json.Unmarshal([]byte(args), &a); err != nil {
+		t.Fatalf("args %s: %v", args, err)
+	}
+	req.Params.Arguments = a
+	res, err := c.CallTool(context.Background(), req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", name, args, err)
+	}
+	return res
+}
+
+func text(r *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range r.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// ok returns the structured content of a successful result, decoded into T.
+func ok[T any](t testing.TB, r *mcp.CallToolResult) T {
+	t.Helper()
+	var v T
+	if r.IsError {
+		t.Fatalf("isError: %s", text(r))
+	}
+	b, err := json.Marshal(r.StructuredContent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("structured content %s: %v", b, err)
+	}
+	if text(r) == "" {
+		t.Error("no text content")
+	}
+	return v
+}
+
+// failed checks that r is an isError result whose message contains each of want.
+func failed(t testing.TB, r *mcp.CallToolResult, want ...string) {
+	t.Helper()
+	if !r.IsError {
+		t.Fatalf("not an error: %s", text(r))
+	}
+	for _, w := range want {
+		if !strings.Contains(text(r), w) {
+			t.Errorf("message %q does not contain %q", text(r), w)
+		}
+	}
+}
+
+func TestToolsList(t *testing.T) {
+	s, _ := newServer(t)
+	c := connect(t, s, "lister")
+	res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want struct{ readOnly, destructive, idempotent bool }
+	wants := map[string]want{
+		"create_task": {}, "get_task": {readOnly: true, idempotent: true}, "list_tasks": {readOnly: true, idempotent: true},
+		"update_task": {idempotent: true}, "update_task_status": {idempotent: true},
+		"delete_task": {destructive: true, idempotent: true}, "claim_task": {}, "list_events": {readOnly: true, idempotent: true},
+	}
+	if len(res.Tools) != len(wants) {
+		t.Errorf("%d tools, want %d", len(res.Tools), len(wants))
+	}
+	for _, tool := range res.Tools {
+		w, known := wants[tool.Name]
+		if !known {
+			t.Errorf("unexpected tool %s", tool.Name)
+			continue
+		}
+		a := tool.Annotations
+		if a.ReadOnlyHint == nil || *a.ReadOnlyHint != w.readOnly || a.DestructiveHint == nil || *a.DestructiveHint != w.destructive ||
+			a.IdempotentHint == nil || *a.IdempotentHint != w.idempotent || a.OpenWorldHint == nil || *a.OpenWorldHint {
+			t.Errorf("%s: annotations %+v, want %+v and not open-world", tool.Name, a, w)
+		}
+		b, _ := json.Marshal(tool)
+		var schemas struct {
+			InputSchema  map[string]any `json:"inputSchema"`
+			OutputSchema map[string]any `json:"outputSchema"`
+		}
+		json.Unmarshal(b, &schemas)
+		if schemas.InputSchema["additionalProperties"] != false || schemas.InputSchema["type"] != "object" {
+			t.Errorf("%s: input schema %v is not strict", tool.Name, schemas.InputSchema)
+		}
+		if schemas.OutputSchema["type"] != "object" {
+			t.Errorf("%s: output schema %v", tool.Name, schemas.OutputSchema)
+		}
+	}
+}
+
+func TestInitialize(t *testing.T) {
+	s, _ := newServer(t)
+	c, err := client.NewInProcessClient(s.MCPServer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res := initialize(t, c, "x")
+	if res.ServerInfo.Name != "taskhub" || !strings.Contains(res.Instructions, "claim_task") ||
+		res.Capabilities.Resources == nil || !res.Capabilities.Resources.Subscribe {
+		t.Errorf("initialize result %+v", res)
+	}
+}
+
+func TestToolsSucceed(t *testing.T) {
+	s, svc := newServer(t)
+	c := connect(t, s, "claude-code")
+
+	dep := ok[tasks.Task](t, callTool(t, c, "create_task", `{"title":"first","project":"p"}`))
+	task := ok[tasks.Task](t, callTool(t, c, "create_task",
+		`{"title":" Write docs ","priority":"high","labels":["docs","a","docs"],"depends_on":[1],"project":"p","due_at":"2026-12-01T10:00:00+01:00"}`))
+	if task.Title != "Write docs" || task.Priority != "high" || fmt.Sprint(task.Labels) != "[a docs]" ||
+		fmt.Sprint(task.DependsOn) != fmt.Sprint([]int64{dep.ID}) || task.CreatedBy != "claude-code" || task.DueAt == nil {
+		t.Errorf("created %+v", task)
+	}
+
+	got := ok[tasks.Task](t, callTool(t, c, "get_task", fmt.Sprintf(`{"task_id":%d}`, task.ID)))
+	if got.Version != 1 || got.Title != "Write docs" {
+		t.Errorf("get %+v", got)
+	}
+
+	page := ok[tasks.Page](t, callTool(t, c, "list_tasks", `{"project":"p","status":["todo"],"limit":1}`))
+	if len(page.Tasks) != 1 || page.Tasks[0].ID != dep.ID || page.NextCursor == "" {
+		t.Errorf("list %+v", page)
+	}
+	page = ok[tasks.Page](t, callTool(t, c, "list_tasks", fmt.Sprintf(`{"cursor":%q}`, page.NextCursor)))
+	if len(page.Tasks) != 1 || page.Tasks[0].ID != task.ID || page.NextCursor != "" {
+		t.Errorf("second page %+v", page)
+	}
+
+	upd := ok[tasks.Task](t, callTool(t, c, "update_task", fmt.Sprintf(`{"task_id":%d,"expected_version":1,"description":"d","due_at":null}`, task.ID)))
+	if upd.Version != 2 || upd.Description != "d" || upd.DueAt != nil || upd.UpdatedBy != "claude-code" {
+		t.Errorf("update %+v", upd)
+	}
+
+	// The dependency is not done: the next ready task is the first one.
+	claimed := ok[tasks.Task](t, callTool(t, c, "claim_task", `{"project":"p"}`))
+	if claimed.ID != dep.ID || claimed.Assignee != "claude-code" || claimed.Status != "in_progress" {
+		t.Errorf("claim %+v", claimed)
+	}
+	done := ok[tasks.Task](t, callTool(t, c, "update_task_status", fmt.Sprintf(`{"task_id":%d,"status":"done","note":"all good"}`, dep.ID)))
+	if done.Status != "done" {
+		t.Errorf("status %+v", done)
+	}
+	claimed = ok[tasks.Task](t, callTool(t, c, "claim_task", fmt.Sprintf(`{"task_id":%d}`, task.ID)))
+	if claimed.Status != "in_progress" {
+		t.Errorf("claim by id %+v", claimed)
+	}
+
+	type eventsOut struct {
+		Events  []tasks.Event `json:"events"`
+		LastSeq int64         `json:"last_seq"`
+	}
+	ev := ok[eventsOut](t, callTool(t, c, "list_events", `{"after":0}`))
+	if len(ev.Events) != 6 || ev.LastSeq != ev.Events[5].Seq {
+		t.Fatalf("events %+v", ev)
+	}
+	for _, e := range ev.Events {
+		if e.Source != tasks.SourceMCP || e.Actor != "claude-code" {
+			t.Errorf("event %d by %s/%s", e.Seq, e.Source, e.Actor)
+		}
+	}
+	if ev.Events[4].Note != "all good" {
+		t.Errorf("note %q", ev.Events[4].Note)
+	}
+	ev = ok[eventsOut](t, callTool(t, c, "list_events", fmt.Sprintf(`{"task_id":%d,"after":1,"limit":1}`, task.ID)))
+	if len(ev.Events) != 1 || ev.Events[0].TaskID != task.ID {
+		t.Errorf("task events %+v", ev)
+	}
+
+	del := callTool(t, c, "delete_task", fmt.Sprintf(`{"task_id":%d}`, task.ID))
+	if out := ok[map[string]any](t, del); out["deleted"] != true {
+		t.Errorf("delete %v", out)
+	}
+	if _, err := svc.Get(context.Background(), task.ID); tasks.ErrorCode(err) != tasks.ENotFound {
+		t.Errorf("after delete: %v", err)
+	}
+}
+
+func TestToolsFail(t *testing.T) {
+	s, svc := newServer(t)
+	c := connect(t, s, "agent")
+	ok[tasks.Task](t, callTool(t, c, "create_task", `{"title":"base"}`))
+	ok[tasks.Task](t, callTool(t, c, "create_task", `{"title":"dependent","depends_on":[1]}`))
+	ok[tasks.Task](t, callTool(t, c, "claim_task", `{"task_id":1}`))
+	_, before, _ := svc.Events(context.Background(), 0, 1000)
+
+	for _, tc := range []struct {
+		tool, args string
+		want       []string
+	}{
+		{"create_task", `{}`, []string{"title"}},
+		{"create_task", `{"title":"   "}`, []string{"title"}},
+		{"create_task", `{"title":"x","status":"doing"}`, []string{"status"}},
+		{"create_task", `{"title":"x","priority":"asap"}`, []string{"priority"}},
+		{"create_task", `{"title":"x","colour":"red"}`, []string{"colour"}},
+		{"create_task", `{"title":"x","depends_on":[99]}`, []string{"depends_on", "99"}},
+		{"create_task", `{"title":"x","parent_id":99}`, []string{"parent_id"}},
+		{"create_task", `{"title":"x","labels":[""]}`, []string{"labels"}},
+		{"create_task", `{"title":"x","due_at":"tomorrow"}`, []string{"due_at"}},
+		{"get_task", `{}`, []string{"task_id"}},
+		{"get_task", `{"task_id":"1"}`, []string{"task_id"}},
+		{"get_task", `{"task_id":99}`, []string{"task_id", "not found"}},
+		{"list_tasks", `{"limit":0}`, []string{"limit"}},
+		{"list_tasks", `{"status":["nope"]}`, []string{"status"}},
+		{"list_tasks", `{"cursor":"bogus"}`, []string{"cursor"}},
+		{"update_task", `{"task_id":1}`, []string{"at least one field"}},
+		{"update_task", `{"task_id":1,"expected_version":1,"title":"y"}`, []string{"expected_version", "version 2"}},
+		{"update_task", `{"task_id":1,"depends_on":[2]}`, []string{"depends_on", "cycle"}},
+		{"update_task", `{"task_id":99,"title":"y"}`, []string{"task_id"}},
+		{"update_task_status", `{"task_id":1}`, []string{"status"}},
+		{"update_task_status", `{"task_id":1,"status":"finished"}`, []string{"status"}},
+		{"delete_task", `{"task_id":1}`, []string{"task_id", "depends"}},
+		{"delete_task", `{"task_id":2,"expected_version":5}`, []string{"expected_version"}},
+		{"claim_task", `{"task_id":2}`, []string{"task_id", "not ready"}},
+		{"claim_task", `{"project":"none"}`, []string{"project", "no task is ready"}},
+		{"claim_task", `{"task_id":0}`, []string{"task_id"}},
+		{"list_events", `{"after":-1}`, []string{"after"}},
+		{"list_events", `{"limit":5000}`, []string{"limit"}},
+	} {
+		t.Run(tc.tool+" "+tc.args, func(t *testing.T) {
+			failed(t, callTool(t, c, tc.tool, tc.args), tc.want...)
+		})
+	}
+	// Someone else holds task 1.
+	other := connect(t, s, "other-agent")
+	failed(t, callTool(t, other, "claim_task", `{"task_id":1}`), "task_id", "already claimed by agent")
+
+	if _, after, _ := svc.Events(context.Background(), 0, 1000); after != before {
+		t.Errorf("failed calls changed something: last seq %d, was %d", after, before)
+	}
+}
+
+func TestUnnamedClient(t *testing.T) {
+	s, _ := newServer(t)
+	c := connect(t, s, "")
+	task := ok[tasks.Task](t, callTool(t, c, "create_task", `{"title":"anonymous"}`))
+	if task.CreatedBy != mcptools.UnnamedClient {
+		t.Errorf("created by %q, want %q", task.CreatedBy, mcptools.UnnamedClient)
+	}
+}
+
+// TestClaimRace has 8 clients claim at once from a project with 3 ready tasks.
+func TestClaimRace(t *testing.T) {
+	s, _ := newServer(t)
+	setup := connect(t, s, "setup")
+	for i := range 3 {
+		ok[tasks.Task](t, callTool(t, setup, "create_task", fmt.Sprintf(`{"title":"t%d","project":"race"}`, i)))
+	}
+	blocked := ok[tasks.Task](t, callTool(t, setup, "create_task", `{"title":"later","project":"race","depends_on":[1]}`))
+	clients := make([]*client.Client, 8)
+	for i := range clients {
+		clients[i] = connect(t, s, fmt.Sprintf("agent-%d", i))
+	}
+	var wg sync.WaitGroup
+	results := make([]*mcp.CallToolResult, len(clients))
+	for i, c := range clients {
+		wg.Go(func() {
+			req := mcp.CallToolRequest{}
+			req.Params.Name = "claim_task"
+			req.Params.Arguments = map[string]any{"project": "race"}
+			results[i], _ = c.CallTool(context.Background(), req)
+		})
+	}
+	wg.Wait()
+	winners := map[int64]string{}
+	for i, r := range results {
+		if r == nil {
+			t.Fatalf("agent-%d: no result", i)
+		}
+		if r.IsError {
+			if !strings.Contains(text(r), "no task is ready") {
+				t.Errorf("agent-%d: %s", i, text(r))
+			}
+			continue
+		}
+		task := ok[tasks.Task](t, r)
+		if prev, dup := winners[task.ID]; dup {
+			t.Errorf("task %d won by %s and agent-%d", task.ID, prev, i)
+		}
+		winners[task.ID] = task.Assignee
+		if task.ID == blocked.ID {
+			t.Errorf("the blocked task was claimed")
+		}
+	}
+	if len(winners) != 3 {
+		t.Errorf("%d winners, want 3: %v", len(winners), winners)
+	}
+}
