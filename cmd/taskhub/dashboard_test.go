@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
 )
@@ -307,7 +308,7 @@ func TestDashboard(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	base2, _ := serveAt(t, strings.TrimPrefix(base, "http://"), db)
+	base2, stop2 := serveAt(t, strings.TrimPrefix(base, "http://"), db)
 	if base2 != base {
 		t.Fatalf("restarted on %s, want %s", base2, base)
 	}
@@ -357,6 +358,38 @@ func TestDashboard(t *testing.T) {
 	b.screenshot(t, dir, "dashboard-desktop.png", 1440, 1000, false)
 	b.screenshot(t, dir, "dashboard-desktop-dark.png", 1440, 1000, true)
 	b.screenshot(t, dir, "dashboard-phone.png", 390, 844, false)
+
+	// Filters narrow the board and the stream itself; the search text applies here.
+	b.do(t, "filter on project core", chromedp.SendKeys(chromedp.CSS(`#f-project`), "core"))
+	waitFor(t, base, "the page's stream to be filtered on project core", func(s broadcaster.Snapshot) bool {
+		// The old stream may still count until the server next writes to it.
+		return slices.ContainsFunc(s.Subscribers, func(sub broadcaster.SubscriberSnapshot) bool {
+			return slices.Equal(sub.Filters.Projects, []string{"core"})
+		})
+	})
+	other := createTask(t, base, `{"title":"Elsewhere","project":"site"}`)
+	core := createTask(t, base, `{"title":"Also core","project":"core"}`)
+	b.wait(t, time.Second, "the core task's card", cardIn(core, "todo"))
+	coreCards := []int64{design, broker, spare, after, core}
+	slices.Sort(coreCards)
+	if got := eval[[]int64](t, b, `[...document.querySelectorAll('#board [data-task-id]')].map(c => Number(c.dataset.taskId)).sort((a, b) => a - b)`); !slices.Equal(got, coreCards) {
+		t.Errorf("cards with project=core: %v, want %v (not %d)", got, coreCards, other)
+	}
+	b.do(t, "search", chromedp.SendKeys(chromedp.CSS(`#f-q`), "RECONNECTS"))
+	b.wait(t, time.Second, "the search to leave one card shown", fmt.Sprintf(
+		`(v => v.length === 1 && v[0].dataset.taskId === "%d")([...document.querySelectorAll('#board .card')].filter(c => !c.hidden))`, after))
+	b.do(t, "clear the filters", chromedp.Click(chromedp.CSS(`#filters button[type="reset"]`)))
+	b.wait(t, 2*time.Second, "every card back", fmt.Sprintf(
+		`[...document.querySelectorAll('#board .card')].filter(c => !c.hidden).length === %d && %s`, len(want)+2, cardIn(other, "todo")))
+
+	// A server on another database knows nothing of the page's last seq: the stream
+	// starts with a reset, and the page reloads the whole board.
+	stop2()
+	fresh := filepath.Join(t.TempDir(), "fresh.db")
+	serveAt(t, strings.TrimPrefix(base, "http://"), fresh)
+	only := createTask(t, base, `{"title":"The only task of another database"}`)
+	b.wait(t, 10*time.Second, "the board of the other database after the reset", fmt.Sprintf(
+		`document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#board .card').length === 1 && %s`, cardIn(only, "todo")))
 
 	// (e) No console errors and no uncaught exceptions, from the first load on.
 	time.Sleep(100 * time.Millisecond)

@@ -240,7 +240,8 @@ function redraw(dirty) {
     const old = state.cards.get(id);
     const t = state.tasks.get(id);
     // Keep the keyboard where it was: focus follows the card.
-    const focused = old && old.contains(document.activeElement) ? document.activeElement.dataset.action || 'edit' : null;
+    const active = document.activeElement;
+    const focused = old && old.contains(active) ? (active.dataset.dir ? `[data-dir="${active.dataset.dir}"]` : '[data-action="edit"]') : null;
     if (old) old.remove();
     state.cards.delete(id);
     if (!t) continue;
@@ -251,7 +252,7 @@ function redraw(dirty) {
     if (!col) continue;
     const before = [...col.children].find((c) => compareTasks(state.tasks.get(Number(c.dataset.taskId)) || t, t) > 0);
     col.insertBefore(card, before || null);
-    if (focused) (card.querySelector(`[data-action="${focused}"]`) || card.querySelector('[data-action="edit"]')).focus();
+    if (focused) (card.querySelector(focused) || card.querySelector('[data-action="edit"]')).focus();
   }
   updateCounts();
   updateSuggestions();
@@ -459,7 +460,7 @@ function noteEditorChange() {
   const base = state.editing;
   if (!base || !$('#editor').open) return;
   const now = state.tasks.get(base.id);
-  if (!now) editorAlert(`This task was deleted or left the filtered view (by ${'someone'}). Saving may fail.`);
+  if (!now) editorAlert('This task was deleted, or no longer matches the filters, since you opened it.');
   else if (now.version > base.version) editorAlert(`${now.updated_by || 'Someone'} changed this task meanwhile (now v${now.version}): saving will be refused unless you reload it. Cancel and reopen to see the change.`);
 }
 

@@ -110,13 +110,13 @@ export function renderCard(t, tasks) {
       'div',
       { class: 'card-actions' },
       prev
-        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: prev[0] }, 'aria-label': `Move #${t.id} to ${prev[1]}`, title: `Move to ${prev[1]}` }, '←')
+        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: prev[0], dir: 'prev' }, 'aria-label': `Move #${t.id} to ${prev[1]}`, title: `Move to ${prev[1]}` }, '←')
         : null,
       next
-        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: next[0] }, 'aria-label': `Move #${t.id} to ${next[1]}`, title: `Move to ${next[1]}` }, '→')
+        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: next[0], dir: 'next' }, 'aria-label': `Move #${t.id} to ${next[1]}`, title: `Move to ${next[1]}` }, '→')
         : null,
       t.status !== 'done'
-        ? h('button', { type: 'button', class: 'small', dataset: { action: 'move', to: 'done' }, 'aria-label': `Mark #${t.id} done` }, 'Done')
+        ? h('button', { type: 'button', class: 'small', dataset: { action: 'move', to: 'done', dir: 'done' }, 'aria-label': `Mark #${t.id} done` }, 'Done')
         : null,
       h('span', { class: 'version', title: `Version ${t.version}, changed by ${t.updated_by || 'unknown'}` }, `v${t.version}`),
     ),
