@@ -52,9 +52,10 @@ type Hub struct {
 	cancel  context.CancelFunc
 	streams sync.WaitGroup // the stream writers, which Run waits for
 
-	mu      sync.RWMutex
-	subs    map[*subscriber]struct{}
-	stopped bool
+	mu        sync.RWMutex
+	subs      map[*subscriber]struct{}
+	listeners map[*listener]struct{}
+	stopped   bool
 
 	published atomic.Int64
 	sent      atomic.Int64
@@ -85,7 +86,8 @@ func New(cfg Config) *Hub {
 		cfg.Observe = func(time.Duration) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Hub{cfg: cfg, started: time.Now(), ctx: ctx, cancel: cancel, subs: map[*subscriber]struct{}{}}
+	return &Hub{cfg: cfg, started: time.Now(), ctx: ctx, cancel: cancel, subs: map[*subscriber]struct{}{},
+		listeners: map[*listener]struct{}{}}
 }
 
 // Run tails the log from seq from on, publishing each new event, and sends
@@ -146,10 +148,32 @@ func (h *Hub) Publish(e *Event) {
 			s.push(f)
 		}
 	}
+	for l := range h.listeners {
+		l.fn(e)
+	}
 	h.mu.RUnlock()
 	h.published.Add(1)
 	h.lastSeq.Store(e.Seq)
 	h.lastTime.Store(time.Now().UnixNano())
+}
+
+// listener is an in-process party told of every published event.
+type listener struct{ fn func(*Event) }
+
+// Listen calls fn with every event the Hub publishes from now on, in seq order, until
+// the returned stop is called. fn runs on the publishing goroutine and must return at
+// once, handing the event off without waiting: Publish never waits for anyone. It lets
+// other parts of the process (MCP resource subscriptions) follow the log.
+func (h *Hub) Listen(fn func(*Event)) (stop func()) {
+	l := &listener{fn: fn}
+	h.mu.Lock()
+	h.listeners[l] = struct{}{}
+	h.mu.Unlock()
+	return func() {
+		h.mu.Lock()
+		delete(h.listeners, l)
+		h.mu.Unlock()
+	}
 }
 
 // keepalive wakes every subscriber that has been silent for a keepalive interval.

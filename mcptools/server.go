@@ -52,6 +52,9 @@ type Server struct {
 	logger *slog.Logger
 	mcp    *server.MCPServer
 	subs   *subscriptions
+
+	closing context.Context // done once Close is called: every HTTP stream ends
+	close   context.CancelFunc
 }
 
 // New returns a Server with every tool and resource registered.
@@ -63,6 +66,7 @@ func New(cfg Config) *Server {
 		cfg.Version = "dev"
 	}
 	s := &Server{svc: cfg.Service, logger: cfg.Logger}
+	s.closing, s.close = context.WithCancel(context.Background())
 	hooks := &server.Hooks{}
 	s.subs = newSubscriptions(hooks)
 	tools := s.tools()
@@ -83,12 +87,19 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// Close ends every MCP request and stream in progress over HTTP, so that a server
+// shutting down need not wait for clients that stay connected.
+func (s *Server) Close() { s.close() }
+
 // MCPServer returns the underlying mcp-go server, for in-process clients.
 func (s *Server) MCPServer() *server.MCPServer { return s.mcp }
 
-// ServeStdio serves one client over in and out until ctx ends or in closes.
+// ServeStdio serves one client over in and out until in closes (nil) or ctx ends
+// (ctx's error).
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	return server.NewStdioServer(s.mcp).Listen(ctx, in, out)
+	stdio := server.NewStdioServer(s.mcp)
+	stdio.SetErrorLogger(slog.NewLogLogger(s.logger.Handler(), slog.LevelError))
+	return stdio.Listen(ctx, in, out)
 }
 
 // actor attributes a change to the calling client, by the name it gave.

@@ -2,6 +2,7 @@ package mcptools
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,40 +12,60 @@ import (
 )
 
 // subscriptions tracks which session subscribed to which resource: mcp-go's own
-// sessions keep none. A session's subscriptions end with it.
+// sessions keep none. Sessions of the initialize handshake subscribe with
+// resources/subscribe and are told by session id; on protocol 2026-07-28 a client
+// names its resources in a subscriptions/listen request instead, whose stream is the
+// session until it ends. A session's subscriptions end with it.
 type subscriptions struct {
 	mu    sync.Mutex
-	byURI map[string]map[string]struct{} // uri → session ids
+	byURI map[string]map[server.ClientSession]bool // uri → session → on a listen stream
 }
 
 func newSubscriptions(hooks *server.Hooks) *subscriptions {
-	s := &subscriptions{byURI: map[string]map[string]struct{}{}}
+	s := &subscriptions{byURI: map[string]map[server.ClientSession]bool{}}
 	hooks.AddAfterSubscribe(func(ctx context.Context, _ any, req *mcp.SubscribeRequest, _ *mcp.EmptyResult) {
 		if session := server.ClientSessionFromContext(ctx); session != nil {
-			s.add(session.SessionID(), req.Params.URI)
+			s.add(session, false, req.Params.URI)
 		}
 	})
 	hooks.AddAfterUnsubscribe(func(ctx context.Context, _ any, req *mcp.UnsubscribeRequest, _ *mcp.EmptyResult) {
 		if session := server.ClientSessionFromContext(ctx); session != nil {
-			s.remove(session.SessionID(), req.Params.URI)
+			s.remove(session, req.Params.URI)
 		}
 	})
-	hooks.AddOnUnregisterSession(func(_ context.Context, session server.ClientSession) {
-		s.drop(session.SessionID())
+	hooks.AddOnUnregisterSession(func(_ context.Context, session server.ClientSession) { s.drop(session) })
+	hooks.AddBeforeSubscriptionsListen(func(ctx context.Context, _ any, req *mcp.SubscriptionsListenRequest) {
+		if session := server.ClientSessionFromContext(ctx); session != nil {
+			s.add(session, true, req.Params.Notifications.ResourceSubscriptions...)
+		}
+	})
+	hooks.AddAfterSubscriptionsListen(func(ctx context.Context, _ any, _ *mcp.SubscriptionsListenRequest, _ *mcp.SubscriptionsListenResult) {
+		if session := server.ClientSessionFromContext(ctx); session != nil {
+			s.drop(session)
+		}
+	})
+	hooks.AddOnError(func(ctx context.Context, _ any, method mcp.MCPMethod, _ any, _ error) {
+		if method == mcp.MethodSubscriptionsListen {
+			if session := server.ClientSessionFromContext(ctx); session != nil {
+				s.drop(session)
+			}
+		}
 	})
 	return s
 }
 
-func (s *subscriptions) add(session, uri string) {
+func (s *subscriptions) add(session server.ClientSession, listen bool, uris ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.byURI[uri] == nil {
-		s.byURI[uri] = map[string]struct{}{}
+	for _, uri := range uris {
+		if s.byURI[uri] == nil {
+			s.byURI[uri] = map[server.ClientSession]bool{}
+		}
+		s.byURI[uri][session] = listen
 	}
-	s.byURI[uri][session] = struct{}{}
 }
 
-func (s *subscriptions) remove(session, uri string) {
+func (s *subscriptions) remove(session server.ClientSession, uri string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.byURI[uri], session)
@@ -53,7 +74,7 @@ func (s *subscriptions) remove(session, uri string) {
 	}
 }
 
-func (s *subscriptions) drop(session string) {
+func (s *subscriptions) drop(session server.ClientSession) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for uri, sessions := range s.byURI {
@@ -64,14 +85,10 @@ func (s *subscriptions) drop(session string) {
 	}
 }
 
-func (s *subscriptions) sessions(uri string) []string {
+func (s *subscriptions) sessions(uri string) map[server.ClientSession]bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.byURI[uri]))
-	for id := range s.byURI[uri] {
-		ids = append(ids, id)
-	}
-	return ids
+	return maps.Clone(s.byURI[uri])
 }
 
 // taskURIPrefix starts the URI of a task resource: taskhub://tasks/{id}.
@@ -95,10 +112,24 @@ func parseTaskURI(uri string) (int64, bool) {
 // every committed change, whoever made it (the broadcaster's events).
 func (s *Server) TaskChanged(id int64) {
 	uri := TaskURI(id)
-	for _, session := range s.subs.sessions(uri) {
-		err := s.mcp.SendNotificationToSpecificClient(session, mcp.MethodNotificationResourceUpdated, map[string]any{"uri": uri})
+	params := map[string]any{"uri": uri}
+	for session, listen := range s.subs.sessions(uri) {
+		var err error
+		if listen {
+			// The listen stream's session is known only to its request.
+			select {
+			case session.NotificationChannel() <- mcp.JSONRPCNotification{
+				JSONRPC:      mcp.JSONRPC_VERSION,
+				Notification: mcp.Notification{Method: mcp.MethodNotificationResourceUpdated, Params: mcp.NotificationParams{AdditionalFields: params}},
+			}:
+			default:
+				err = server.ErrNotificationChannelBlocked
+			}
+		} else {
+			err = s.mcp.SendNotificationToSpecificClient(session.SessionID(), mcp.MethodNotificationResourceUpdated, params)
+		}
 		if err != nil {
-			s.logger.Debug("resource update not sent", "session", session, "uri", uri, "err", err)
+			s.logger.Debug("resource update not sent", "session", session.SessionID(), "uri", uri, "err", err)
 		}
 	}
 }

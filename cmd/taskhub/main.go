@@ -22,6 +22,7 @@ const usage = `TaskHub: a real-time task hub for AI agents and the people who wa
 Usage:
   taskhub serve [flags]     run the server (taskhub serve -h lists its flags)
   taskhub tail [flags]      print the server's events as they happen (taskhub tail -h)
+  taskhub mcp [flags]       serve MCP over stdin/stdout on the server's database (taskhub mcp -h)
   taskhub version           print the version
   taskhub help              print this help
 
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, rest, stdout, stderr)
 	case "tail":
 		err = tail(ctx, rest, stdout, stderr)
+	case "mcp":
+		err = mcpStdio(ctx, rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "taskhub %s\n", version)
 	case "help", "-h", "-help", "--help":

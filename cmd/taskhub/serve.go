@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"taskhub/api"
 	"taskhub/broadcaster"
+	"taskhub/mcptools"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
 	"taskhub/web"
@@ -33,6 +36,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	streamQueue := fs.Int("stream-queue", broadcaster.DefaultQueueCap, "events queued for one stream before it is dropped as too slow (its client reconnects and replays)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
+	var corsOrigins originsFlag
+	fs.Var(&corsOrigins, "cors-origin", "a browser `origin` (scheme://host:port) allowed to call /mcp besides the server's own; repeat, or give a comma list")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,17 +93,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer func() { stopBackground(); background.Wait() }()
 
+	service := tasks.NewService(store)
+	mcpServer := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version})
+	defer hub.Listen(func(e *broadcaster.Event) {
+		if e.TaskID != 0 {
+			mcpServer.TaskChanged(e.TaskID)
+		}
+	})()
+
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Service: tasks.NewService(store),
+			Service: service,
 			Logger:  logger.With("component", "api"),
 			Stream:  hub,
 			Debug:   hub.Debug(),
 			Metrics: metrics.Handler(),
+			MCP:     mcpServer.Handler(mcptools.HTTPConfig{Heartbeat: *keepalive, AllowedOrigins: corsOrigins}),
 			Web:     http.FileServerFS(web.FS()),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -120,6 +134,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// End the event streams first: Shutdown waits for every request, and a stream
 	// would not end by itself.
 	stopBackground()
+	mcpServer.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -151,6 +166,24 @@ func prune(ctx context.Context, store *sqlite.DB, retention time.Duration, logge
 		case <-ticker.C:
 		}
 	}
+}
+
+// originsFlag is the repeatable --cors-origin: each value may also be a comma list
+// (as its environment form is), and each item must be an origin.
+type originsFlag []string
+
+func (l *originsFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *originsFlag) Set(v string) error {
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			if u, err := url.Parse(part); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
+				return fmt.Errorf("%q is not an origin such as https://example.com:8443", part)
+			}
+			*l = append(*l, part)
+		}
+	}
+	return nil
 }
 
 // names converts a list of string-typed values.

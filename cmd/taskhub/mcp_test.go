@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// mcpConnect initializes c as name, at version ("" for the newest).
+func mcpConnect(t *testing.T, c *client.Client, name, version string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Start(context.Background()); err != nil { // its stream lives as long as c
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = version
+	req.Params.ClientInfo = mcp.Implementation{Name: name, Version: "1"}
+	res, err := c.Initialize(ctx, req)
+	if err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	if res.ServerInfo.Name != "taskhub" {
+		t.Errorf("server name %q", res.ServerInfo.Name)
+	}
+}
+
+func mcpCall(t *testing.T, c *client.Client, tool string, args map[string]any) *mcp.CallToolResult {
+	t.Helper()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = tool
+	req.Params.Arguments = args
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	return res
+}
+
+type mcpTask struct {
+	ID        int64  `json:"id"`
+	Title     string `json:"title"`
+	Status    string `json:"status"`
+	Assignee  string `json:"assignee"`
+	CreatedBy string `json:"created_by"`
+}
+
+func structured(t *testing.T, r *mcp.CallToolResult) mcpTask {
+	t.Helper()
+	if r.IsError {
+		t.Fatalf("isError: %+v", r.Content)
+	}
+	b, _ := json.Marshal(r.StructuredContent)
+	var task mcpTask
+	if err := json.Unmarshal(b, &task); err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// exercise lists the tools and creates, claims and finishes a task through c, whose
+// client calls itself name; the server at url must see every change as name's.
+func exercise(t *testing.T, c *client.Client, url, name string) {
+	t.Helper()
+	tools, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatalf("list tools: %v", err)
+	}
+	if len(tools.Tools) != 8 {
+		t.Fatalf("%d tools, want 8", len(tools.Tools))
+	}
+	task := structured(t, mcpCall(t, c, "create_task", map[string]any{"title": "over " + name, "project": name}))
+	if task.CreatedBy != name {
+		t.Errorf("created by %q, want %q", task.CreatedBy, name)
+	}
+	claimed := structured(t, mcpCall(t, c, "claim_task", map[string]any{"project": name}))
+	if claimed.ID != task.ID || claimed.Assignee != name || claimed.Status != "in_progress" {
+		t.Errorf("claimed %+v", claimed)
+	}
+	structured(t, mcpCall(t, c, "update_task_status", map[string]any{"task_id": task.ID, "status": "done", "note": "ok"}))
+	bad := mcpCall(t, c, "get_task", map[string]any{"task_id": "one"})
+	if !bad.IsError {
+		t.Error("a bad argument is not an error")
+	}
+
+	var events struct {
+		Events []struct {
+			Source, Actor string
+			Note          string
+		}
+	}
+	call(t, http.MethodGet, fmt.Sprintf("%s/api/tasks/%d/events", url, task.ID), "", http.StatusOK, &events)
+	if len(events.Events) != 3 {
+		t.Fatalf("%d events, want 3", len(events.Events))
+	}
+	for _, e := range events.Events {
+		if e.Source != "mcp_tool" || e.Actor != name {
+			t.Errorf("event by %s/%s, want mcp_tool/%s", e.Source, e.Actor, name)
+		}
+	}
+	if events.Events[2].Note != "ok" {
+		t.Errorf("note %q", events.Events[2].Note)
+	}
+}
+
+func TestMCPStreamableHTTP(t *testing.T) {
+	url, _ := startServer(t)
+	for _, version := range []string{"", mcp.ProtocolVersion20250326, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20251125} {
+		t.Run("version "+version, func(t *testing.T) {
+			opts := []client.ClientOption{}
+			if version != "" {
+				opts = append(opts, client.WithProtocolVersion(version))
+			}
+			tr, err := transport.NewStreamableHTTP(url + "/mcp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := client.NewClient(tr, opts...)
+			name := "http-agent-" + strings.ReplaceAll(version, "-", "")
+			mcpConnect(t, c, name, version)
+			exercise(t, c, url, name)
+		})
+	}
+}
+
+func TestMCPSSE(t *testing.T) {
+	url, _ := startServer(t)
+	c, err := client.NewSSEMCPClient(url + "/mcp/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcpConnect(t, c, "sse-agent", mcp.ProtocolVersion20241105)
+	exercise(t, c, url, "sse-agent")
+}
+
+// TestMCPSubscriptionFromREST subscribes over SSE and over Streamable HTTP (with the
+// handshake, and with subscriptions/listen of 2026-07-28); a change made through REST
+// must notify each, and only for the subscribed task.
+func TestMCPSubscriptionFromREST(t *testing.T) {
+	url, _ := startServer(t)
+	watched := createTask(t, url, `{"title":"watched"}`)
+	other := createTask(t, url, `{"title":"other"}`)
+
+	for _, tc := range []struct {
+		name, version string
+		sse           bool
+	}{
+		{"sse", mcp.ProtocolVersion20241105, true},
+		{"streamable", mcp.ProtocolVersion20251125, false},
+		{"streamable-listen", mcp.ProtocolVersion20260728, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *client.Client
+			if tc.sse {
+				var err error
+				if c, err = client.NewSSEMCPClient(url + "/mcp/sse"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				var opts []transport.StreamableHTTPCOption
+				if tc.version != mcp.ProtocolVersion20260728 {
+					//lint:ignore SA1019 clients of the handshake era are served too
+					opts = append(opts, transport.WithContinuousListening())
+				}
+				tr, err := transport.NewStreamableHTTP(url+"/mcp", opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c = client.NewClient(tr, client.WithProtocolVersion(tc.version))
+			}
+			got := make(chan string, 8)
+			c.OnNotification(func(n mcp.JSONRPCNotification) {
+				if n.Method == mcp.MethodNotificationResourceUpdated {
+					got <- fmt.Sprint(n.Params.AdditionalFields["uri"])
+				}
+			})
+			mcpConnect(t, c, tc.name, tc.version)
+			req := mcp.SubscribeRequest{}
+			req.Params.URI = fmt.Sprintf("taskhub://tasks/%d", watched)
+			//lint:ignore SA1019 resources/subscribe of the handshake era, or the filter of the next Listen
+			if err := c.Subscribe(context.Background(), req); err != nil {
+				t.Fatalf("subscribe: %v", err)
+			}
+			if tc.version == mcp.ProtocolVersion20260728 {
+				stop, err := c.ListenAsync(context.Background(), c.PendingSubscriptionFilter(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer stop()
+			}
+			time.Sleep(200 * time.Millisecond) // the notification stream opens
+			patchTask(t, url, other, fmt.Sprintf(`{"title":"other, %s"}`, tc.name))
+			patchTask(t, url, watched, fmt.Sprintf(`{"title":"watched, %s"}`, tc.name))
+			select {
+			case uri := <-got:
+				if uri != req.Params.URI {
+					t.Errorf("updated %s, want %s", uri, req.Params.URI)
+				}
+			case <-time.After(within):
+				t.Fatalf("no resources/updated within %s", within)
+			}
+		})
+	}
+}
+
+func TestMCPOrigin(t *testing.T) {
+	url, _ := startServer(t, "--cors-origin", "https://allowed.example")
+	post := func(path, origin string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, url+path, strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		path, origin string
+		want         int
+	}{
+		{"/mcp", "", http.StatusOK},
+		{"/mcp", url, http.StatusOK},
+		{"/mcp", "https://allowed.example", http.StatusOK},
+		{"/mcp", "https://evil.example", http.StatusForbidden},
+		{"/mcp", "null", http.StatusForbidden},
+		{"/mcp", strings.Replace(url, "http:", "https:", 1), http.StatusForbidden},
+		{"/mcp/message?sessionId=x", "https://evil.example", http.StatusForbidden},
+	} {
+		code, body := post(tc.path, tc.origin)
+		if code != tc.want {
+			t.Errorf("%s with Origin %q: %d %s, want %d", tc.path, tc.origin, code, body, tc.want)
+		}
+		if tc.want == http.StatusForbidden && !strings.Contains(body, `"code":"forbidden"`) {
+			t.Errorf("403 body %s", body)
+		}
+	}
+	var nf struct{ Error struct{ Code string } }
+	call(t, http.MethodGet, url+"/mcp/nope", "", http.StatusNotFound, &nf)
+	if nf.Error.Code != "not_found" {
+		t.Errorf("unknown MCP path: %+v", nf)
+	}
+}
+
+// TestMCPStdioCrossProcess runs `taskhub mcp` on the database of a running server: a
+// task created over stdio reaches the server's stream subscribers.
+func TestMCPStdioCrossProcess(t *testing.T) {
+	url, db := startServer(t)
+	s := openStream(t, url+"/events/stream", nil)
+	c, err := client.NewStdioMCPClient(os.Args[0], []string{"RUN_AS_TASKHUB=1"}, "mcp", "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcpConnect(t, c, "stdio-agent", "")
+	task := structured(t, mcpCall(t, c, "create_task", map[string]any{"title": "from stdio"}))
+	created := time.Now()
+	m := s.nextEvent(t, within)
+	e := m.events(t)[0]
+	if e.Type != "task_created" || e.TaskID != task.ID || e.Source != "mcp_tool" {
+		t.Errorf("got %+v", e)
+	}
+	if late := time.Since(created); late > time.Second {
+		t.Errorf("delivered %s after the stdio process wrote", late)
+	}
+	var got struct {
+		CreatedBy string `json:"created_by"`
+	}
+	call(t, http.MethodGet, fmt.Sprintf("%s/api/tasks/%d", url, task.ID), "", http.StatusOK, &got)
+	if got.CreatedBy != "stdio-agent" {
+		t.Errorf("created by %q", got.CreatedBy)
+	}
+}

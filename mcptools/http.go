@@ -1,0 +1,106 @@
+package mcptools
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// HTTPConfig is how Handler serves MCP over HTTP.
+type HTTPConfig struct {
+	// Heartbeat is the interval of pings on the Streamable HTTP GET stream and of
+	// keepalives on the SSE transport's stream; 0 means 15s.
+	Heartbeat time.Duration
+	// AllowedOrigins are the browser origins (scheme://host[:port]) that may call,
+	// besides the server's own.
+	AllowedOrigins []string
+}
+
+// Paths of the HTTP transports.
+const (
+	PathStreamable = "/mcp"
+	PathSSE        = "/mcp/sse"
+	PathMessage    = "/mcp/message"
+)
+
+// Handler serves Streamable HTTP at /mcp and the older SSE transport at /mcp/sse
+// (stream) and /mcp/message (client messages). A request that carries an Origin other
+// than the server's own or an allowed one is refused with 403: a web page must not
+// drive a local MCP server (DNS rebinding, cross-site requests).
+func (s *Server) Handler(cfg HTTPConfig) http.Handler {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	streamable := server.NewStreamableHTTPServer(s.mcp,
+		server.WithEndpointPath(PathStreamable),
+		server.WithHeartbeatInterval(cfg.Heartbeat),
+		server.WithSessionIdleTTL(time.Hour),
+	)
+	sse := server.NewSSEServer(s.mcp,
+		server.WithStaticBasePath(PathStreamable),
+		server.WithSSEEndpoint("/sse"),
+		server.WithMessageEndpoint("/message"),
+		server.WithUseFullURLForMessageEndpoint(false),
+		server.WithKeepAliveInterval(cfg.Heartbeat),
+	)
+	allowed := make([]string, 0, len(cfg.AllowedOrigins))
+	for _, o := range cfg.AllowedOrigins {
+		allowed = append(allowed, strings.TrimSuffix(strings.ToLower(o), "/"))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(origin, r, allowed) {
+			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("origin %s is not allowed to use MCP; start the server with --cors-origin %s to allow it", origin, origin))
+			return
+		}
+		// Streams end when the server closes, not only when their clients go.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(s.closing, cancel)()
+		r = r.WithContext(ctx)
+		if r.Method == http.MethodGet {
+			// A GET is a long-lived stream: the server's read timeout is for
+			// request bodies, and would cancel it.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		}
+		switch r.URL.Path {
+		case PathStreamable:
+			streamable.ServeHTTP(w, r)
+		case PathSSE, PathMessage:
+			sse.ServeHTTP(w, r)
+		default:
+			writeError(w, http.StatusNotFound, "not_found", "no MCP endpoint at "+r.URL.Path+"; use "+PathStreamable+" (Streamable HTTP) or "+PathSSE+" (SSE)")
+		}
+	})
+}
+
+// originAllowed reports whether origin is the request's own (same scheme and host)
+// or one of allowed.
+func originAllowed(origin string, r *http.Request, allowed []string) bool {
+	o := strings.TrimSuffix(strings.ToLower(origin), "/")
+	if slices.Contains(allowed, o) {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return u.Scheme == scheme && u.Host == strings.ToLower(r.Host)
+}
+
+// writeError answers in the API's error shape.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
+}
