@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +289,52 @@ func TestMCPStdioCrossProcess(t *testing.T) {
 	call(t, http.MethodGet, fmt.Sprintf("%s/api/tasks/%d", url, task.ID), "", http.StatusOK, &got)
 	if got.CreatedBy != "stdio-agent" {
 		t.Errorf("created by %q", got.CreatedBy)
+	}
+}
+
+func TestMCPArguments(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		output string
+	}{
+		{"bad origin", []string{"serve", "--cors-origin", "example.com"}, 2, "not an origin"},
+		{"origin with a path", []string{"serve", "--cors-origin", "https://example.com/app"}, 2, "not an origin"},
+		{"mcp help", []string{"mcp", "-h"}, 0, "-db file"},
+		{"mcp stray argument", []string{"mcp", "extra"}, 2, `unexpected argument "extra"`},
+		{"mcp unusable database", []string{"mcp", "--db", t.TempDir()}, 1, "open database"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			if code != tc.code || !strings.Contains(stdout.String()+stderr.String(), tc.output) {
+				t.Errorf("exit %d, want %d; output:\n%s%s\nwant it to contain %q", code, tc.code, stdout.String(), stderr.String(), tc.output)
+			}
+		})
+	}
+}
+
+// TestMCPShutdown stops a server while MCP clients hold streams open (SSE, and the GET
+// stream of Streamable HTTP): it must still stop at once, with status 0.
+func TestMCPShutdown(t *testing.T) {
+	url, stop := serveAt(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "taskhub.db"))
+	sse, err := client.NewSSEMCPClient(url + "/mcp/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcpConnect(t, sse, "sse", mcp.ProtocolVersion20241105)
+	//lint:ignore SA1019 the GET stream of the handshake era
+	tr, err := transport.NewStreamableHTTP(url+"/mcp", transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamable := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	mcpConnect(t, streamable, "streamable", mcp.ProtocolVersion20251125)
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	stop()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("stopping took %s", took)
 	}
 }
