@@ -130,8 +130,9 @@ func eval[T any](t *testing.T, b *browser, expr string) T {
 	return v
 }
 
-// screenshot saves the whole page, at a width and height, light or dark, as dir/name.
-func (b *browser) screenshot(t *testing.T, dir, name string, width, height int64, dark bool) {
+// screenshot saves the page at a width and height, light or dark, as dir/name: the
+// whole page when full, else what the viewport shows.
+func (b *browser) screenshot(t *testing.T, dir, name string, width, height int64, dark, full bool) {
 	t.Helper()
 	scheme := "light"
 	if dark {
@@ -152,7 +153,11 @@ func (b *browser) screenshot(t *testing.T, dir, name string, width, height int64
 		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`),
 	)
 	time.Sleep(150 * time.Millisecond) // let the layout and the card animation settle
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	capture := chromedp.CaptureScreenshot()
+	if full {
+		capture = chromedp.FullScreenshot(100)
+	}
+	png, err := chromedp.Run(b.ctx, capture)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -204,6 +209,7 @@ func getTask(t *testing.T, base string, id int64) (task struct {
 // loses and doubles nothing, and the page logs no errors.
 func TestDashboard(t *testing.T) {
 	b := newBrowser(t)
+	dir := artifactDir(t)
 	db := filepath.Join(t.TempDir(), "taskhub.db")
 	base, stop := serveAt(t, "127.0.0.1:0", db)
 
@@ -283,6 +289,7 @@ func TestDashboard(t *testing.T) {
 	b.wait(t, 2*time.Second, "the conflict message and the current state in the editor",
 		`(a => !a.hidden && a.textContent.includes('Not saved'))(document.querySelector('#editor-alert'))
 		 && document.querySelector('#e-title').value === 'Write the README, theirs'`)
+	b.screenshot(t, dir, "dashboard-conflict.png", 1440, 1000, false, false)
 	if got := getTask(t, base, docs).Title; got != "Write the README, theirs" {
 		t.Errorf("after the refused save the title is %q", got)
 	}
@@ -354,10 +361,10 @@ func TestDashboard(t *testing.T) {
 	b.wait(t, 2*time.Second, "the debug panel's counters and its subscriber",
 		`document.querySelector('#debug .stats') && document.querySelectorAll('#debug table.subs tbody tr').length === 1`)
 
-	dir := artifactDir(t)
-	b.screenshot(t, dir, "dashboard-desktop.png", 1440, 1000, false)
-	b.screenshot(t, dir, "dashboard-desktop-dark.png", 1440, 1000, true)
-	b.screenshot(t, dir, "dashboard-phone.png", 390, 844, false)
+	b.screenshot(t, dir, "dashboard-desktop.png", 1440, 1000, false, true)
+	b.screenshot(t, dir, "dashboard-desktop-dark.png", 1440, 1000, true, true)
+	b.screenshot(t, dir, "dashboard-phone.png", 390, 844, false, false)
+	b.screenshot(t, dir, "dashboard-phone-full.png", 390, 844, true, true)
 
 	// Filters narrow the board and the stream itself; the search text applies here.
 	b.do(t, "filter on project core", chromedp.SendKeys(chromedp.CSS(`#f-project`), "core"))
