@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BENCH   ?= .
 
-.PHONY: all build run test bench bench-stream lint clean
+.PHONY: all build run test interop-deps bench bench-stream lint clean
 
 all: lint test build
 
@@ -17,9 +17,24 @@ build:
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/taskhub serve
 
-## test: every test, with the race detector
-test:
-	$(GO) test -race -count=1 ./...
+## test: every test, with the race detector; with npm, also the MCP interop test
+## against the official TypeScript SDK (installed from mcptools/interop's lock file)
+test: interop-deps
+	TASKHUB_INTEROP=$(INTEROP) $(GO) test -race -count=1 ./...
+
+INTEROP_DIR := mcptools/interop
+INTEROP     := $(shell command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 && echo 1)
+
+## interop-deps: npm ci in mcptools/interop when its lock file is newer than its install
+interop-deps:
+ifeq ($(INTEROP),1)
+	@if [ ! -f $(INTEROP_DIR)/node_modules/.package-lock.json ] || \
+	   [ $(INTEROP_DIR)/package-lock.json -nt $(INTEROP_DIR)/node_modules/.package-lock.json ]; then \
+		cd $(INTEROP_DIR) && npm ci --no-audit --no-fund; \
+	fi
+else
+	@echo "node or npm not found: the MCP interop test (mcptools/interop) will be skipped"
+endif
 
 ## bench: the benchmarks (BENCH=regexp to pick some)
 bench:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -337,4 +338,36 @@ func TestMCPShutdown(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("stopping took %s", took)
 	}
+}
+
+// TestMCPInteropTypeScript runs mcptools/interop/interop.mjs: the official MCP
+// TypeScript SDK against this server over Streamable HTTP, SSE and stdio. `make test`
+// installs the SDK (npm ci) and sets TASKHUB_INTEROP=1, which makes a missing node or
+// SDK a failure instead of a skip.
+func TestMCPInteropTypeScript(t *testing.T) {
+	dir := filepath.Join("..", "..", "mcptools", "interop")
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json"))
+	}
+	if err != nil {
+		if os.Getenv("TASKHUB_INTEROP") == "1" {
+			t.Fatalf("node and the SDK are needed: %v", err)
+		}
+		t.Skipf("needs node and the SDK (make test runs npm ci in %s): %v", dir, err)
+	}
+	url, db := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "interop.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TASKHUB_URL="+url, "TASKHUB_DB="+db, "TASKHUB_CMD="+os.Args[0], "TASKHUB_CMD_ENV=RUN_AS_TASKHUB=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("interop: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "interop: ok") {
+		t.Fatalf("interop output:\n%s", out)
+	}
+	t.Logf("%s", out)
 }

@@ -1,0 +1,111 @@
+// Interop test: the official MCP TypeScript SDK, an independent client, against
+// taskhub over Streamable HTTP, the SSE transport and stdio. For each it lists the
+// tools, calls them (the SDK checks structured results against their output schemas),
+// reads and subscribes to a task resource, changes the task through REST and waits for
+// notifications/resources/updated.
+//
+// Environment: TASKHUB_URL (a running `taskhub serve`), TASKHUB_DB (its database) and
+// TASKHUB_CMD (a taskhub binary, for stdio; TASKHUB_CMD_ENV adds KEY=VALUE pairs to its
+// environment, comma separated). `go test ./cmd/taskhub -run Interop` sets them all.
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+
+const url = process.env.TASKHUB_URL;
+const db = process.env.TASKHUB_DB;
+const cmd = process.env.TASKHUB_CMD;
+if (!url || !db || !cmd) {
+  console.error('set TASKHUB_URL, TASKHUB_DB and TASKHUB_CMD');
+  process.exit(2);
+}
+
+const tools = ['claim_task', 'create_task', 'delete_task', 'get_task', 'list_events', 'list_tasks', 'update_task', 'update_task_status'];
+
+async function rest(method, path, body) {
+  const res = await fetch(url + path, {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms}ms`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function exercise(name, transport) {
+  const client = new Client({ name, version: '1.0.0' });
+  await client.connect(transport);
+  try {
+    assert.equal(client.getServerVersion()?.name, 'taskhub');
+    assert.match(client.getInstructions() ?? '', /claim_task/);
+
+    const listed = await client.listTools();
+    assert.deepEqual(listed.tools.map((t) => t.name).sort(), tools);
+    for (const t of listed.tools) {
+      assert.equal(t.inputSchema.additionalProperties, false, `${t.name}: strict input schema`);
+      assert.equal(t.outputSchema?.type, 'object', `${t.name}: output schema`);
+      assert.equal(t.annotations?.openWorldHint, false, `${t.name}: not open-world`);
+    }
+
+    const created = await client.callTool({ name: 'create_task', arguments: { title: `from ${name}`, project: name } });
+    assert.ok(!created.isError, JSON.stringify(created));
+    const task = created.structuredContent;
+    assert.equal(task.created_by, name);
+    assert.equal(task.project, name);
+
+    const claimed = await client.callTool({ name: 'claim_task', arguments: { project: name } });
+    assert.ok(!claimed.isError, JSON.stringify(claimed));
+    assert.equal(claimed.structuredContent.id, task.id);
+    assert.equal(claimed.structuredContent.assignee, name);
+
+    const listedTasks = await client.callTool({ name: 'list_tasks', arguments: { project: name } });
+    assert.equal(listedTasks.structuredContent.tasks.length, 1);
+
+    const bad = await client.callTool({ name: 'update_task_status', arguments: { task_id: task.id, status: 'finished' } });
+    assert.equal(bad.isError, true);
+    assert.match(bad.content[0].text, /status/);
+
+    const uri = `taskhub://tasks/${task.id}`;
+    const templates = await client.listResourceTemplates();
+    assert.equal(templates.resourceTemplates[0].uriTemplate, 'taskhub://tasks/{id}');
+    const read = await client.readResource({ uri });
+    assert.equal(JSON.parse(read.contents[0].text).id, task.id);
+
+    const updated = new Promise((resolve) => {
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+        if (n.params.uri === uri) resolve(n.params.uri);
+      });
+    });
+    await client.subscribeResource({ uri });
+    await new Promise((r) => setTimeout(r, 200)); // the notification stream is open
+    await rest('PATCH', `/api/tasks/${task.id}`, { status: 'review' });
+    await withTimeout(updated, 5000, `${name}: resources/updated for ${uri}`);
+
+    const events = await client.callTool({ name: 'list_events', arguments: { task_id: task.id } });
+    const sources = events.structuredContent.events.map((e) => e.source === 'mcp_tool' ? `mcp_tool/${e.actor}` : e.source);
+    assert.deepEqual(sources, [`mcp_tool/${name}`, `mcp_tool/${name}`, 'rest_api']);
+    console.log(`ok ${name}: ${listed.tools.length} tools, task ${task.id}, resources/updated received`);
+  } finally {
+    await client.close();
+  }
+}
+
+const env = { ...process.env };
+for (const pair of (process.env.TASKHUB_CMD_ENV ?? '').split(',').filter(Boolean)) {
+  const i = pair.indexOf('=');
+  env[pair.slice(0, i)] = pair.slice(i + 1);
+}
+
+await exercise('ts-streamable-http', new StreamableHTTPClientTransport(new URL(url + '/mcp')));
+await exercise('ts-sse', new SSEClientTransport(new URL(url + '/mcp/sse')));
+await exercise('ts-stdio', new StdioClientTransport({ command: cmd, args: ['mcp', '--db', db], env, stderr: 'inherit' }));
+console.log('interop: ok');
