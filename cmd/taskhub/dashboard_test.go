@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -204,6 +206,46 @@ func getTask(t *testing.T, base string, id int64) (task struct {
 	return task
 }
 
+// burst changes the tasks ids, n changes in all, from clients at once.
+func burst(base string, ids []int64, n, clients int) error {
+	work := make(chan int)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for i := range work {
+				body := fmt.Sprintf(`{"description":"burst %d"}`, i)
+				req, err := http.NewRequest(http.MethodPatch, fmt.Sprintf("%s/api/tasks/%d", base, ids[i%len(ids)]), strings.NewReader(body))
+				if err != nil {
+					errs <- err
+					continue
+				}
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("PATCH %s: %s", req.URL, resp.Status)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
 // TestDashboard drives the dashboard in headless Chromium against a real server: REST
 // changes appear live, the page's own actions are stored, a restart of the server
 // loses and doubles nothing, and the page logs no errors.
@@ -354,6 +396,30 @@ func TestDashboard(t *testing.T) {
 	}
 	if !slices.Equal(seqs, wantSeqs) {
 		t.Errorf("activity feed seqs %v (before the restart %v), want %v: a gap or a duplicate", seqs, seqBefore, wantSeqs)
+	}
+
+	// A burst of 1,000 changes, as fast as 8 clients make them: the page takes them in
+	// batches, one redraw each, stays responsive and ends on every task's last version.
+	b.do(t, "watch for long tasks", chromedp.Evaluate[chromedp.Void](`window.longTasks = [];
+		new PerformanceObserver(l => window.longTasks.push(...l.getEntries().map(e => e.duration))).observe({type: 'longtask'})`))
+	burstStart := time.Now()
+	if err := burst(base, want, 1000, 8); err != nil {
+		t.Fatal(err)
+	}
+	versions := map[string]int64{}
+	var now struct{ Tasks []struct{ ID, Version int64 } }
+	call(t, http.MethodGet, base+"/api/tasks?limit=500", "", http.StatusOK, &now)
+	for _, task := range now.Tasks {
+		versions[fmt.Sprint(task.ID)] = task.Version
+	}
+	vjson, _ := json.Marshal(versions)
+	b.wait(t, 5*time.Second, "every card at its last version after the burst", fmt.Sprintf(
+		"(m => Object.entries(m).every(([id, v]) => document.querySelectorAll(`#board [data-task-id=\"${id}\"]`).length === 1 && "+
+			"document.querySelector(`#board [data-task-id=\"${id}\"]`).dataset.version === String(v)))(%s)", vjson))
+	longest := eval[float64](t, b, `Math.max(0, ...window.longTasks)`)
+	t.Logf("1000 changes made and shown in %s; the page's longest task meanwhile: %.0f ms", time.Since(burstStart), longest)
+	if longest > 1000 {
+		t.Errorf("the page was busy for %.0f ms at a stretch during the burst", longest)
 	}
 
 	// The debug panel renders /events/debug.

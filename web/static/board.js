@@ -128,7 +128,7 @@ export function renderColumn([status, name]) {
   return h(
     'section',
     { class: `column status-${status}`, dataset: { column: status }, 'aria-labelledby': `col-${status}` },
-    h('h2', { class: 'column-head', id: `col-${status}` }, h('span', {}, name), h('span', { class: 'count', 'aria-label': 'tasks' }, '0')),
+    h('h2', { class: 'column-head', id: `col-${status}` }, h('span', {}, name), h('span', { class: 'count', title: 'Tasks shown' }, '0')),
     h('div', { class: 'cards' }),
     h('p', { class: 'empty' }, 'Nothing here'),
   );
