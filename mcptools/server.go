@@ -44,12 +44,17 @@ type Config struct {
 	Service *tasks.Service
 	Logger  *slog.Logger
 	Version string // the server's version in the initialize handshake
+	// Caller, if set, returns the name of the authenticated caller of a request (the
+	// token's name), which wins over the client's own name. Over HTTP the tools see
+	// the request's context, so auth middleware in front of Handler can set it.
+	Caller func(context.Context) (string, bool)
 }
 
 // Server is TaskHub's MCP server.
 type Server struct {
 	svc    *tasks.Service
 	logger *slog.Logger
+	caller func(context.Context) (string, bool)
 	mcp    *server.MCPServer
 	subs   *subscriptions
 
@@ -65,7 +70,10 @@ func New(cfg Config) *Server {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	s := &Server{svc: cfg.Service, logger: cfg.Logger}
+	if cfg.Caller == nil {
+		cfg.Caller = func(context.Context) (string, bool) { return "", false }
+	}
+	s := &Server{svc: cfg.Service, logger: cfg.Logger, caller: cfg.Caller}
 	s.closing, s.close = context.WithCancel(context.Background())
 	hooks := &server.Hooks{}
 	s.subs = newSubscriptions(hooks)
@@ -102,12 +110,16 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	return stdio.Listen(ctx, in, out)
 }
 
-// actor attributes a change to the calling client, by the name it gave.
-func actor(ctx context.Context) context.Context {
-	name := UnnamedClient
-	if session, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
-		if n := session.GetClientInfo().Name; n != "" {
-			name = n
+// actor attributes a change to the caller: the authenticated name if there is one,
+// else the name the client gave (UnnamedClient when it gave none).
+func (s *Server) actor(ctx context.Context) context.Context {
+	name, ok := s.caller(ctx)
+	if !ok || name == "" {
+		name = UnnamedClient
+		if session, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
+			if n := session.GetClientInfo().Name; n != "" {
+				name = n
+			}
 		}
 	}
 	return tasks.WithActor(ctx, tasks.Actor{Source: tasks.SourceMCP, Name: name})

@@ -229,7 +229,7 @@ func (s *Server) createTask(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	if err != nil {
 		return s.toolError("create_task", err), nil
 	}
-	t, err := s.svc.Create(actor(ctx), u)
+	t, err := s.svc.Create(s.actor(ctx), u)
 	if err != nil {
 		return s.toolError("create_task", err), nil
 	}
@@ -332,7 +332,7 @@ func (s *Server) updateTask(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	if err != nil {
 		return s.toolError("update_task", err), nil
 	}
-	t, err := s.svc.Update(actor(ctx), id, version, u)
+	t, err := s.svc.Update(s.actor(ctx), id, version, u)
 	if err != nil {
 		return s.toolError("update_task", versionField(withField(err, "task_id"))), nil
 	}
@@ -368,7 +368,7 @@ func (s *Server) updateTaskStatus(ctx context.Context, req mcp.CallToolRequest) 
 	if err != nil {
 		return s.toolError("update_task_status", err), nil
 	}
-	t, err := s.svc.Update(actor(ctx), id, 0, tasks.Update{Status: tasks.Value(st), Note: strings.TrimSpace(note)})
+	t, err := s.svc.Update(s.actor(ctx), id, 0, tasks.Update{Status: tasks.Value(st), Note: strings.TrimSpace(note)})
 	if err != nil {
 		return s.toolError("update_task_status", withField(err, "task_id")), nil
 	}
@@ -389,7 +389,7 @@ func (s *Server) deleteTask(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	if err := firstError(errs); err != nil {
 		return s.toolError("delete_task", err), nil
 	}
-	if err := s.svc.Delete(actor(ctx), id, version); err != nil {
+	if err := s.svc.Delete(s.actor(ctx), id, version); err != nil {
 		err = versionField(withField(err, "task_id"))
 		if e, ok := asError(err); ok && e.Code == tasks.EConflict && e.Field == "" {
 			err = &tasks.Error{Code: e.Code, Message: e.Message, Field: "task_id"}
@@ -415,7 +415,7 @@ func (s *Server) claimTask(ctx context.Context, req mcp.CallToolRequest) (*mcp.C
 	if err := firstError(errs); err != nil {
 		return s.toolError("claim_task", err), nil
 	}
-	t, err := s.svc.Claim(actor(ctx), c)
+	t, err := s.svc.Claim(s.actor(ctx), c)
 	if err != nil {
 		if c.TaskID != 0 {
 			err = withField(err, "task_id")

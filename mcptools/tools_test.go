@@ -358,3 +358,20 @@ func TestClaimRace(t *testing.T) {
 		t.Errorf("%d winners, want 3: %v", len(winners), winners)
 	}
 }
+
+func TestCallerWins(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := mcptools.New(mcptools.Config{
+		Service: tasks.NewService(db),
+		Caller:  func(context.Context) (string, bool) { return "token-ci", true },
+	})
+	c := connect(t, s, "claude-code")
+	task := ok[tasks.Task](t, callTool(t, c, "create_task", `{"title":"by token"}`))
+	if task.CreatedBy != "token-ci" {
+		t.Errorf("created by %q, want the token's name", task.CreatedBy)
+	}
+}

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"net/url"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"taskhub/broadcaster"
@@ -24,8 +28,13 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	dbPath := fs.String("db", "./taskhub.db", "SQLite database `file`, created if missing; the same file as taskhub serve's")
 	logLevel := fs.String("log-level", "warn", "log `level` on stderr: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
+	setup := fs.Bool("setup", false, "print how to add TaskHub to Claude Code (for --url and --db), and exit")
+	serverURL := fs.String("url", "http://127.0.0.1:8080", "with --setup: the `URL` of the running taskhub serve")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *setup {
+		return printSetup(stdout, *serverURL, *dbPath)
 	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
@@ -63,4 +72,45 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return nil // a signal: a clean stop
 	}
 	return err
+}
+
+// printSetup prints the Claude Code commands and .mcp.json for a server at base and
+// the database at db, ready to paste.
+func printSetup(w io.Writer, base, db string) error {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: --url %q is not an http(s) URL", errUsage, base)
+	}
+	endpoint := strings.TrimSuffix(u.String(), "/") + "/mcp"
+	abs, err := filepath.Abs(db)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, `# Claude Code, over HTTP to the running server:
+claude mcp add --transport http taskhub %[1]s
+# the same, with a token:
+claude mcp add --transport http taskhub %[1]s --header "Authorization: Bearer $TASKHUB_TOKEN"
+# over stdio, on the database file itself:
+claude mcp add taskhub -- taskhub mcp --db %[2]s
+
+# or .mcp.json in a repository (Claude Code expands ${TASKHUB_TOKEN}):
+{
+  "mcpServers": {
+    "taskhub": {
+      "type": "http",
+      "url": %[3]q,
+      "headers": { "Authorization": "Bearer ${TASKHUB_TOKEN}" }
+    }
+  }
+}
+`, endpoint, shellQuote(abs), endpoint)
+	return err
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@,+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

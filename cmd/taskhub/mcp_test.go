@@ -305,6 +305,11 @@ func TestMCPArguments(t *testing.T) {
 		{"mcp help", []string{"mcp", "-h"}, 0, "-db file"},
 		{"mcp stray argument", []string{"mcp", "extra"}, 2, `unexpected argument "extra"`},
 		{"mcp unusable database", []string{"mcp", "--db", t.TempDir()}, 1, "open database"},
+		{"mcp setup", []string{"mcp", "--setup", "--url", "http://127.0.0.1:9000/", "--db", "/srv/task hub.db"}, 0,
+			"claude mcp add --transport http taskhub http://127.0.0.1:9000/mcp\n"},
+		{"mcp setup stdio", []string{"mcp", "--setup", "--db", "/srv/task hub.db"}, 0, "-- taskhub mcp --db '/srv/task hub.db'\n"},
+		{"mcp setup json", []string{"mcp", "--setup"}, 0, `"url": "http://127.0.0.1:8080/mcp"`},
+		{"mcp setup bad url", []string{"mcp", "--setup", "--url", "localhost:8080"}, 2, "not an http(s) URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr strings.Builder
