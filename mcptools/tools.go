@@ -107,6 +107,9 @@ func (s *Server) tools() []tool {
 			hints{readOnly: true, idempotent: true}, obj(map[string]any{
 				"after":   map[string]any{"type": "integer", "minimum": 0, "description": "only events after this seq; default 0"},
 				"task_id": id("only this task's events"),
+				"types":   map[string]any{"type": "array", "items": enum(tasks.EventTypes, ""), "description": "only events of these types"},
+				"source":  map[string]any{"type": "array", "items": enum(tasks.Sources, ""), "description": "only events that came in through these doors"},
+				"project": str("only events of tasks in this project", tasks.MaxProject),
 				"limit":   map[string]any{"type": "integer", "minimum": 1, "maximum": tasks.MaxEventsLimit, "description": fmt.Sprintf("at most this many, default %d", tasks.DefaultEventsLimit)},
 			}), eventsOutput), s.listEvents},
 	}
@@ -131,7 +134,10 @@ func argsOf(req mcp.CallToolRequest) (args, error) {
 }
 
 // get decodes the argument name into v, reporting whether it was given.
-func get[T any](a args, name string, v *T) (bool, error) {
+func get[T any](a args, name string, v *T) (bool, error) { return decode(a, name, v) }
+
+// decode is get for a v of any pointer type.
+func decode(a args, name string, v any) (bool, error) {
 	b, ok := a[name]
 	if !ok {
 		return false, nil
@@ -445,22 +451,27 @@ func (s *Server) listEvents(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	if err != nil {
 		return s.toolError("list_events", err), nil
 	}
-	var after, taskID int64
-	limit := tasks.DefaultEventsLimit
+	q := tasks.EventQuery{Limit: tasks.DefaultEventsLimit}
+	var types, sources []string
 	errs := []error{}
-	_, err = get(a, "after", &after)
-	errs = append(errs, err)
-	_, err = get(a, "task_id", &taskID)
-	errs = append(errs, err)
-	_, err = get(a, "limit", &limit)
-	errs = append(errs, err)
+	for name, into := range map[string]any{"after": &q.After, "task_id": &q.TaskID, "limit": &q.Limit, "project": &q.Project, "types": &types, "source": &sources} {
+		_, err := decode(a, name, into)
+		errs = append(errs, err)
+	}
 	if err := firstError(errs); err != nil {
 		return s.toolError("list_events", err), nil
 	}
-	events, last, err := s.svc.EventsFor(ctx, taskID, after, limit)
+	for _, t := range types {
+		q.Types = append(q.Types, tasks.EventType(t))
+	}
+	for _, src := range sources {
+		q.Sources = append(q.Sources, tasks.Source(src))
+	}
+	events, last, err := s.svc.EventsFor(ctx, q)
 	if err != nil {
 		return s.toolError("list_events", err), nil
 	}
+	after := q.After
 	text := fmt.Sprintf("%d events after seq %d; last_seq %d", len(events), after, last)
 	return mcp.NewToolResultStructured(map[string]any{"events": events, "last_seq": last}, text), nil
 }

@@ -238,6 +238,14 @@ func TestToolsSucceed(t *testing.T) {
 	if len(ev.Events) != 1 || ev.Events[0].TaskID != task.ID {
 		t.Errorf("task events %+v", ev)
 	}
+	ev = ok[eventsOut](t, callTool(t, c, "list_events", `{"types":["task_created"],"source":["mcp_tool"],"project":"p"}`))
+	if len(ev.Events) != 2 || ev.Events[0].Type != tasks.EventTaskCreated || ev.Events[1].Type != tasks.EventTaskCreated {
+		t.Errorf("filtered events %+v", ev)
+	}
+	ev = ok[eventsOut](t, callTool(t, c, "list_events", `{"source":["rest_api"]}`))
+	if len(ev.Events) != 0 {
+		t.Errorf("rest events %+v", ev)
+	}
 
 	del := callTool(t, c, "delete_task", fmt.Sprintf(`{"task_id":%d}`, task.ID))
 	if out := ok[map[string]any](t, del); out["deleted"] != true {
@@ -288,6 +296,8 @@ func TestToolsFail(t *testing.T) {
 		{"claim_task", `{"task_id":0}`, []string{"task_id"}},
 		{"list_events", `{"after":-1}`, []string{"after"}},
 		{"list_events", `{"limit":5000}`, []string{"limit"}},
+		{"list_events", `{"types":["task_moved"]}`, []string{"types"}},
+		{"list_events", `{"source":"mcp_tool"}`, []string{"source"}},
 	} {
 		t.Run(tc.tool+" "+tc.args, func(t *testing.T) {
 			failed(t, callTool(t, c, tc.tool, tc.args), tc.want...)

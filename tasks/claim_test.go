@@ -134,3 +134,38 @@ func TestClaimFilters(t *testing.T) {
 	_, err = svc.Claim(as(""), tasks.ClaimRequest{})
 	wantError(t, err, tasks.EInvalid, "assignee")
 }
+
+func TestEventsFor(t *testing.T) {
+	svc, _ := newService(t)
+	a := create(t, svc, tasks.Update{Project: tasks.Value("p")})
+	create(t, svc, tasks.Update{Project: tasks.Value("q")})
+	if _, err := svc.Update(as("x"), a.ID, 0, tasks.Update{Status: tasks.Value(tasks.StatusDone)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q    tasks.EventQuery
+		want []int64 // seqs
+	}{
+		{tasks.EventQuery{Limit: 10}, []int64{1, 2, 3}},
+		{tasks.EventQuery{Project: "p", Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskCreated}, Limit: 10}, []int64{1, 2}},
+		{tasks.EventQuery{Sources: []tasks.Source{tasks.SourceMCP}, Limit: 10}, []int64{3}},
+		{tasks.EventQuery{TaskID: a.ID, After: 1, Limit: 10}, []int64{3}},
+	} {
+		events, _, err := svc.EventsFor(context.Background(), tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, e := range events {
+			got = append(got, e.Seq)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%+v: seqs %v, want %v", tc.q, got, tc.want)
+		}
+	}
+	_, _, err := svc.EventsFor(context.Background(), tasks.EventQuery{Types: []tasks.EventType{"nope"}, Limit: 1})
+	wantError(t, err, tasks.EInvalid, "types")
+	_, _, err = svc.EventsFor(context.Background(), tasks.EventQuery{Sources: []tasks.Source{"nope"}, Limit: 1})
+	wantError(t, err, tasks.EInvalid, "source")
+}

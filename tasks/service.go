@@ -73,11 +73,16 @@ type TaskQuery struct {
 	Limit    int
 }
 
-// EventQuery selects events for a Store. TaskID 0 means every task.
+// EventQuery selects events for a Store. TaskID 0 means every task; empty lists and
+// an empty Project match every event. Project is the project of the event's task
+// after the change.
 type EventQuery struct {
-	After  int64
-	TaskID int64
-	Limit  int
+	After   int64
+	TaskID  int64
+	Types   []EventType
+	Sources []Source
+	Project string
+	Limit   int
 }
 
 // Filter is what a caller asks of List: the TaskQuery fields, with an opaque cursor
@@ -434,21 +439,34 @@ func (s *Service) TaskEvents(ctx context.Context, id int64) ([]Event, error) {
 // Events returns up to limit events (1 to MaxEventsLimit) after seq after, and the seq
 // to pass as after next time: the last returned, or where the log ends.
 func (s *Service) Events(ctx context.Context, after int64, limit int) ([]Event, int64, error) {
-	return s.EventsFor(ctx, 0, after, limit)
+	return s.EventsFor(ctx, EventQuery{After: after, Limit: limit})
 }
 
-// EventsFor is Events narrowed to the events of the task with taskID; 0 means every
-// task.
-func (s *Service) EventsFor(ctx context.Context, taskID, after int64, limit int) ([]Event, int64, error) {
+// EventsFor is Events narrowed by the filters of q (its After and Limit are those
+// of Events), each checked like the arguments of Events.
+func (s *Service) EventsFor(ctx context.Context, q EventQuery) ([]Event, int64, error) {
+	after, limit := q.After, q.Limit
 	switch {
-	case taskID < 0:
-		return nil, 0, Errorf(EInvalid, "task_id", "task_id must be positive, got %d", taskID)
+	case q.TaskID < 0:
+		return nil, 0, Errorf(EInvalid, "task_id", "task_id must be positive, got %d", q.TaskID)
 	case after < 0:
 		return nil, 0, Errorf(EInvalid, "after", "after must not be negative")
 	case limit < 1 || limit > MaxEventsLimit:
 		return nil, 0, Errorf(EInvalid, "limit", "limit must be 1 to %d, got %d", MaxEventsLimit, limit)
+	case len(q.Project) > MaxProject:
+		return nil, 0, Errorf(EInvalid, "project", "project must be at most %d characters", MaxProject)
 	}
-	events, err := s.store.Events(ctx, EventQuery{After: after, TaskID: taskID, Limit: limit})
+	for _, t := range q.Types {
+		if !slices.Contains(EventTypes, t) {
+			return nil, 0, Errorf(EInvalid, "types", "types must be among %s, got %q", join(EventTypes), t)
+		}
+	}
+	for _, src := range q.Sources {
+		if !slices.Contains(Sources, src) {
+			return nil, 0, Errorf(EInvalid, "source", "source must be among %s, got %q", join(Sources), src)
+		}
+	}
+	events, err := s.store.Events(ctx, q)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list events: %w", err)
 	}

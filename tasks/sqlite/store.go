@@ -214,6 +214,18 @@ func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Event, er
 		query += " AND task_id = ?"
 		args = append(args, q.TaskID)
 	}
+	if len(q.Types) > 0 {
+		query += " AND type IN (SELECT value FROM json_each(?))"
+		args = append(args, jsonArg(q.Types))
+	}
+	if len(q.Sources) > 0 {
+		query += " AND source IN (SELECT value FROM json_each(?))"
+		args = append(args, jsonArg(q.Sources))
+	}
+	if q.Project != "" {
+		query += " AND json_extract(body, '$.task.project') = ?"
+		args = append(args, q.Project)
+	}
 	query += " ORDER BY seq LIMIT ?"
 	args = append(args, q.Limit)
 	rows, err := db.reader(ctx).query(query, args...)
