@@ -143,7 +143,7 @@ function describeChanges(changes) {
   if (!changes) return '';
   const parts = Object.entries(changes).map(([k, [from, to]]) => {
     const v = (x) => (Array.isArray(x) ? x.join(', ') || '—' : x === null || x === '' ? '—' : label(String(x)));
-    return k === 'description' ? 'description' : `${k}: ${v(from)} → ${v(to)}`;
+    return k === 'description' ? 'description edited' : `${k}: ${v(from)} → ${v(to)}`;
   });
   return parts.slice(0, 3).join('; ') + (parts.length > 3 ? '; …' : '');
 }
@@ -152,7 +152,8 @@ const typeWords = { task_created: 'created', task_updated: 'updated', task_delet
 
 /** renderActivity builds one entry of the activity feed. */
 export function renderActivity(ev) {
-  const what = ev.task ? `#${ev.task_id} ${ev.task.title}` : ev.path ? `${ev.op || ''} ${ev.path}` : `#${ev.task_id || ''}`;
+  const file = ev.file || ev; // file_changed: {"path", "op"}
+  const what = ev.task ? `#${ev.task_id} ${ev.task.title}` : file.path ? `${file.op || 'changed'} ${file.path}` : ev.task_id ? `#${ev.task_id}` : '';
   return h(
     'li',
     { class: `activity type-${ev.type}`, dataset: { seq: ev.seq } },
