@@ -361,7 +361,8 @@ func TestMCPInteropTypeScript(t *testing.T) {
 		}
 		t.Skipf("needs node and the SDK (make test runs npm ci in %s): %v", dir, err)
 	}
-	url, db := startServer(t)
+	// Heartbeats every 100ms: the SDK must answer the pings on every stream.
+	url, db := startServer(t, "--keepalive", "100ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "interop.mjs")
@@ -375,4 +376,17 @@ func TestMCPInteropTypeScript(t *testing.T) {
 		t.Fatalf("interop output:\n%s", out)
 	}
 	t.Logf("%s", out)
+}
+
+// TestMCPHeartbeat: the SSE transport's stream carries a ping every --keepalive.
+func TestMCPHeartbeat(t *testing.T) {
+	url, _ := startServer(t, "--keepalive", "100ms")
+	s := openStream(t, url+"/mcp/sse", nil)
+	if m := s.nextEvent(t, within); m.Event != "endpoint" || !strings.HasPrefix(m.Data, "/mcp/message?sessionId=") {
+		t.Fatalf("first event %+v", m)
+	}
+	m := s.nextEvent(t, within)
+	if m.Event != "message" || !strings.Contains(m.Data, `"method":"ping"`) {
+		t.Errorf("heartbeat %+v", m)
+	}
 }
