@@ -16,6 +16,15 @@ func obj(props map[string]any, required ...string) map[string]any {
 	return s
 }
 
+// result is the JSON Schema of an object a tool returns: like obj, but open to
+// properties added later (the contract lets fields be added), so that a newer task
+// never fails the output validation of this server or of a client.
+func result(props map[string]any, required ...string) map[string]any {
+	s := obj(props, required...)
+	delete(s, "additionalProperties")
+	return s
+}
+
 func raw(schema map[string]any) json.RawMessage {
 	b, err := json.Marshal(schema)
 	if err != nil {
@@ -73,7 +82,7 @@ func taskFields() map[string]any {
 
 // taskSchema describes a task as tools return it.
 func taskSchema() map[string]any {
-	s := obj(map[string]any{
+	s := result(map[string]any{
 		"id":          map[string]any{"type": "integer"},
 		"title":       map[string]any{"type": "string"},
 		"description": map[string]any{"type": "string"},

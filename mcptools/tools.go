@@ -48,15 +48,15 @@ func (s *Server) tools() []tool {
 	update["expected_version"] = id("the version you last saw; the update fails if the task has changed since")
 	update["parent_id"] = nullable(update["parent_id"].(map[string]any))
 	update["due_at"] = nullable(update["due_at"].(map[string]any))
-	listOutput := obj(map[string]any{
+	listOutput := result(map[string]any{
 		"tasks":       map[string]any{"type": "array", "items": taskSchema()},
 		"next_cursor": map[string]any{"type": "string", "description": "pass as cursor for the next page; empty on the last"},
 	}, "tasks", "next_cursor")
-	eventsOutput := obj(map[string]any{
+	eventsOutput := result(map[string]any{
 		"events":   map[string]any{"type": "array", "items": eventSchema()},
 		"last_seq": map[string]any{"type": "integer", "description": "pass as after next time"},
 	}, "events", "last_seq")
-	deleteOutput := obj(map[string]any{
+	deleteOutput := result(map[string]any{
 		"task_id": map[string]any{"type": "integer"},
 		"deleted": map[string]any{"type": "boolean"},
 	}, "task_id", "deleted")
@@ -167,8 +167,8 @@ func update(a args) (tasks.Update, error) {
 		field(a, "labels", &u.Labels), field(a, "parent_id", &u.ParentID),
 		field(a, "depends_on", &u.DependsOn), field(a, "due_at", &due),
 	}
-	if err := errors.Join(errs...); err != nil {
-		return u, firstError(errs)
+	if err := firstError(errs); err != nil {
+		return u, err
 	}
 	if status.Set {
 		st, err := tasks.ParseStatus("status", status.Value)
