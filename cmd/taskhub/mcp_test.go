@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -388,5 +389,64 @@ func TestMCPHeartbeat(t *testing.T) {
 	m := s.nextEvent(t, within)
 	if m.Event != "message" || !strings.Contains(m.Data, `"method":"ping"`) {
 		t.Errorf("heartbeat %+v", m)
+	}
+}
+
+// TestMCPClaimRaceHTTP has 8 agents, each its own Streamable HTTP client, claim at
+// once from a project with 3 ready tasks (and one waiting on another): exactly 3 win,
+// each a different task, and the others are told that nothing is ready.
+func TestMCPClaimRaceHTTP(t *testing.T) {
+	url, _ := startServer(t)
+	first := createTask(t, url, `{"title":"r1","project":"race"}`)
+	createTask(t, url, `{"title":"r2","project":"race"}`)
+	createTask(t, url, `{"title":"r3","project":"race"}`)
+	blocked := createTask(t, url, fmt.Sprintf(`{"title":"later","project":"race","depends_on":[%d]}`, first))
+
+	clients := make([]*client.Client, 8)
+	for i := range clients {
+		tr, err := transport.NewStreamableHTTP(url + "/mcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = client.NewClient(tr)
+		mcpConnect(t, clients[i], fmt.Sprintf("agent-%d", i), "")
+	}
+	results := make([]*mcp.CallToolResult, len(clients))
+	errs := make([]error, len(clients))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			<-start
+			req := mcp.CallToolRequest{}
+			req.Params.Name = "claim_task"
+			req.Params.Arguments = map[string]any{"project": "race"}
+			results[i], errs[i] = c.CallTool(context.Background(), req)
+		})
+	}
+	close(start)
+	wg.Wait()
+	won := map[int64]string{}
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("agent-%d: %v", i, errs[i])
+		}
+		if r.IsError {
+			if text := fmt.Sprint(r.Content); !strings.Contains(text, "no task is ready") {
+				t.Errorf("agent-%d: %s", i, text)
+			}
+			continue
+		}
+		task := structured(t, r)
+		if prev, dup := won[task.ID]; dup {
+			t.Errorf("task %d won by %s and agent-%d", task.ID, prev, i)
+		}
+		won[task.ID] = task.Assignee
+		if task.ID == blocked || task.Assignee != fmt.Sprintf("agent-%d", i) {
+			t.Errorf("agent-%d won %+v", i, task)
+		}
+	}
+	if len(won) != 3 {
+		t.Errorf("%d winners, want 3: %v", len(won), won)
 	}
 }
