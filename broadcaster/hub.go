@@ -176,13 +176,18 @@ func (h *Hub) Listen(fn func(*Event)) (stop func()) {
 	}
 }
 
-// keepalive wakes every subscriber that has been silent for a keepalive interval.
+// keepalive wakes every subscriber that has been silent for a keepalive interval, and
+// every one whose client has gone, so that its stream ends now.
 func (h *Hub) keepalive(now time.Time) {
 	due := now.Add(-h.cfg.Keepalive).UnixNano()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for s := range h.subs {
-		if s.lastWrite.Load() <= due {
+		switch {
+		case peerGone(s.conn):
+			s.peerGone.Store(true)
+			s.signal()
+		case s.lastWrite.Load() <= due:
 			s.keepaliveDue.Store(true)
 			s.signal()
 		}

@@ -30,6 +30,7 @@ type subscriber struct {
 
 	wake         chan struct{} // capacity 1: "look at the queue"
 	keepaliveDue atomic.Bool
+	peerGone     atomic.Bool  // the client closed the connection
 	lastWrite    atomic.Int64 // unix nanoseconds
 	lastID       atomic.Int64
 	sent         atomic.Int64
@@ -90,7 +91,10 @@ func (s *subscriber) queueLen() int {
 	return len(s.queue)
 }
 
-var errOverflow = errors.New("queue overflowed")
+var (
+	errOverflow = errors.New("queue overflowed")
+	errPeerGone = errors.New("the client closed the connection")
+)
 
 // buffers holds write buffers between writes, so an idle subscriber holds none. One
 // grown past maxPooledBuffer by a burst is left to the collector.
@@ -238,6 +242,9 @@ func (st *stream) run() error {
 				return err
 			}
 		case <-s.wake:
+			if s.peerGone.Load() {
+				return errPeerGone
+			}
 			var overflow bool
 			st.pending, overflow = s.take(st.pending)
 			switch {

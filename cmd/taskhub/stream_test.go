@@ -416,6 +416,20 @@ func TestStreamGoroutinesReturn(t *testing.T) {
 	}
 }
 
+// TestClosedStreamNoticed: a client that closes its stream is let go within a quarter
+// of the keepalive interval, without waiting for a write to fail.
+func TestClosedStreamNoticed(t *testing.T) {
+	url, _ := startServer(t, "--keepalive", "8s")
+	s := openStream(t, url+"/events/stream", nil)
+	waitFor(t, url, "one subscriber", func(s broadcaster.Snapshot) bool { return s.ConnectedClients == 1 })
+	s.close()
+	start := time.Now()
+	waitFor(t, url, "the closed stream let go", func(s broadcaster.Snapshot) bool { return s.ConnectedClients == 0 })
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("noticed after %s, want within about 2s (a quarter of the keepalive)", d)
+	}
+}
+
 // TestCrossProcessDelivery has another process write to the server's database file:
 // its event must reach the server's subscribers within a second.
 func TestCrossProcessDelivery(t *testing.T) {
