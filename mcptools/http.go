@@ -64,11 +64,6 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 		defer cancel()
 		defer context.AfterFunc(s.closing, cancel)()
 		r = r.WithContext(ctx)
-		if r.Method == http.MethodGet {
-			// A GET is a long-lived stream: the server's read timeout is for
-			// request bodies, and would cancel it.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-		}
 		switch r.URL.Path {
 		case PathStreamable:
 			streamable.ServeHTTP(w, r)

@@ -1,0 +1,86 @@
+package mcptools_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"taskhub/mcptools"
+	"taskhub/tasks"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// TestStreamsOutliveReadTimeout: the SSE stream and a subscriptions/listen stream stay
+// up past the HTTP server's read timeout (serve sets one), which is for reading
+// requests: net/http lifts it once a request is read.
+func TestStreamsOutliveReadTimeout(t *testing.T) {
+	s, svc := newServer(t)
+	task, err := svc.Create(context.Background(), tasks.Update{Title: tasks.Value("watched")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(s.Handler(mcptools.HTTPConfig{Heartbeat: time.Hour}))
+	srv.Config.ReadTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	defer s.Close()
+
+	sseTransport, err := transport.NewSSE(srv.URL + "/mcp/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sse := client.NewClient(sseTransport, client.WithProtocolVersion(mcp.ProtocolVersion20241105))
+	tr, err := transport.NewStreamableHTTP(srv.URL + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20260728))
+	uri := mcptools.TaskURI(task.ID)
+	for name, c := range map[string]*client.Client{"sse": sse, "listen": listen} {
+		t.Run(name, func(t *testing.T) {
+			got := make(chan string, 4)
+			c.OnNotification(func(n mcp.JSONRPCNotification) {
+				if n.Method == mcp.MethodNotificationResourceUpdated {
+					got <- fmt.Sprint(n.Params.AdditionalFields["uri"])
+				}
+			})
+			if err := c.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			req := mcp.InitializeRequest{}
+			req.Params.ClientInfo = mcp.Implementation{Name: name, Version: "1"}
+			if _, err := c.Initialize(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			sub := mcp.SubscribeRequest{}
+			sub.Params.URI = uri
+			//lint:ignore SA1019 resources/subscribe of the handshake era, or the filter of the next Listen
+			if err := c.Subscribe(context.Background(), sub); err != nil {
+				t.Fatal(err)
+			}
+			if name == "listen" {
+				stop, err := c.ListenAsync(context.Background(), c.PendingSubscriptionFilter(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer stop()
+			}
+			time.Sleep(time.Second) // five read timeouts
+			s.TaskChanged(task.ID)
+			select {
+			case u := <-got:
+				if u != uri {
+					t.Errorf("updated %s", u)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the stream did not outlive the read timeout")
+			}
+		})
+	}
+}
