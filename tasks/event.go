@@ -37,7 +37,8 @@ var Sources = []Source{SourceREST, SourceMCP, SourceFileWatch, SourceSystem}
 // Event is one entry of the durable event log. Seq is strictly increasing across the
 // whole log. Task is the task after the change (its last state for task_deleted);
 // Changes maps each changed field to its old and new value (task_updated only); Note is
-// what the actor said about the change, if anything.
+// what the actor said about the change, if anything. A file_changed event has no task:
+// File says which file changed and how, where the others have Task.
 type Event struct {
 	Seq     int64                         `json:"seq"`
 	Type    EventType                     `json:"type"`
@@ -48,6 +49,7 @@ type Event struct {
 	Task    *Task                         `json:"task,omitempty"`
 	Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
 	Note    string                        `json:"note,omitempty"`
+	File    *FileChange                   `json:"file,omitempty"`
 }
 
 // Actor is who makes a change, and through which door.

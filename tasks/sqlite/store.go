@@ -457,7 +457,8 @@ func (w *writeTx) AppendEvent(e *tasks.Event) error {
 		Task    *tasks.Task                   `json:"task,omitempty"`
 		Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
 		Note    string                        `json:"note,omitempty"`
-	}{e.Task, e.Changes, e.Note})
+		File    *tasks.FileChange             `json:"file,omitempty"`
+	}{e.Task, e.Changes, e.Note, e.File})
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
