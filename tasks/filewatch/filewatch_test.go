@@ -1,0 +1,290 @@
+package filewatch_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"taskhub/tasks"
+	"taskhub/tasks/filewatch"
+)
+
+// recorder collects the changes a Watcher reports.
+type recorder struct {
+	changes chan tasks.FileChange
+}
+
+func (r *recorder) RecordFileChange(_ context.Context, c tasks.FileChange) (*tasks.Event, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	r.changes <- c
+	return &tasks.Event{}, nil
+}
+
+const debounce = 100 * time.Millisecond
+
+// start watches dir until the test ends.
+func start(t *testing.T, dir string) *recorder {
+	t.Helper()
+	rec := &recorder{changes: make(chan tasks.FileChange, 100)}
+	w, err := filewatch.New(filewatch.Config{Dir: dir, Recorder: rec, Debounce: debounce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := w.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	t.Cleanup(func() { cancel(); wg.Wait(); w.Close() })
+	return rec
+}
+
+// next returns the next reported change, within a deadline.
+func (r *recorder) next(t *testing.T) tasks.FileChange {
+	t.Helper()
+	select {
+	case c := <-r.changes:
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change reported within 5s")
+	}
+	panic("unreachable")
+}
+
+// expect checks the next change's op, path and from, as "op path" or "rename from→path".
+func (r *recorder) expect(t *testing.T, want string) {
+	t.Helper()
+	c := r.next(t)
+	got := fmt.Sprintf("%s %s", c.Op, c.Path)
+	if c.From != "" {
+		got = fmt.Sprintf("%s %s→%s", c.Op, c.From, c.Path)
+	}
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// quiet checks that nothing more is reported. A marker file written last, reported
+// after everything before it, proves that without waiting on a guess.
+func (r *recorder) quiet(t *testing.T, dir string) {
+	t.Helper()
+	marker := filepath.Join(dir, "zz-marker")
+	write(t, marker, "x")
+	if c := r.next(t); c.Path != "zz-marker" {
+		t.Fatalf("reported %+v, want nothing before the marker", c)
+	}
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "remove zz-marker")
+}
+
+func write(t *testing.T, name, s string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendTo(t *testing.T, name, s string) {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "old", "deep"), 0o755))
+	rec := start(t, dir)
+	root, _ := filepath.EvalSymlinks(dir)
+
+	write(t, filepath.Join(dir, "a.txt"), "1")
+	c := rec.next(t)
+	if c.Op != tasks.FileCreate || c.Path != "a.txt" || c.Dir != root {
+		t.Fatalf("got %+v, want create a.txt in %s", c, root)
+	}
+
+	for i := range 20 { // a burst of writes is one change
+		appendTo(t, filepath.Join(dir, "a.txt"), fmt.Sprint(i))
+	}
+	rec.expect(t, "write a.txt")
+
+	must(t, os.Rename(filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")))
+	rec.expect(t, "rename a.txt→b.txt")
+
+	must(t, os.Remove(filepath.Join(dir, "b.txt")))
+	rec.expect(t, "remove b.txt")
+
+	// A new directory, and a file in it made before its watch could be in place.
+	must(t, os.MkdirAll(filepath.Join(dir, "new", "sub"), 0o755))
+	write(t, filepath.Join(dir, "new", "sub", "c.txt"), "c")
+	rec.expect(t, "create new")
+	rec.expect(t, "create new/sub")
+	rec.expect(t, "create new/sub/c.txt")
+	appendTo(t, filepath.Join(dir, "new", "sub", "c.txt"), "more")
+	rec.expect(t, "write new/sub/c.txt")
+
+	// A directory existing at the start, renamed; then its files under the new name.
+	must(t, os.Rename(filepath.Join(dir, "old"), filepath.Join(dir, "moved")))
+	rec.expect(t, "rename old→moved")
+	write(t, filepath.Join(dir, "moved", "deep", "d.txt"), "d")
+	rec.expect(t, "create moved/deep/d.txt")
+
+	rec.quiet(t, dir)
+}
+
+func TestWatchEditorSaves(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "notes.md")
+	write(t, name, "v1")
+	rec := start(t, dir)
+
+	// vim (backupcopy=no): probe file 4913, swap file, rename to backup, write anew,
+	// drop the backup.
+	write(t, filepath.Join(dir, ".notes.md.swp"), "swap")
+	write(t, filepath.Join(dir, "4913"), "")
+	must(t, os.Remove(filepath.Join(dir, "4913")))
+	must(t, os.Rename(name, name+"~"))
+	write(t, name, "v2")
+	must(t, os.Remove(name+"~"))
+	must(t, os.Remove(filepath.Join(dir, ".notes.md.swp")))
+	rec.expect(t, "write notes.md")
+
+	// An atomic save: write a temp file, rename it onto the target.
+	write(t, name+".tmp", "v3")
+	must(t, os.Rename(name+".tmp", name))
+	rec.expect(t, "write notes.md")
+
+	// The same with a temp name no rule knows (sed -i): it was created within the
+	// window, so it is a temp file all the same.
+	write(t, filepath.Join(dir, "sedAb12Cd"), "v4")
+	must(t, os.Rename(filepath.Join(dir, "sedAb12Cd"), name))
+	rec.expect(t, "write notes.md")
+
+	// Emacs lock and autosave files.
+	must(t, os.Symlink("user@host.1234", filepath.Join(dir, ".#notes.md")))
+	write(t, filepath.Join(dir, "#notes.md#"), "auto")
+	rec.quiet(t, dir)
+}
+
+func TestWatchIgnores(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, ".git", "objects"), 0o755))
+	must(t, os.Symlink(outside, filepath.Join(dir, "link")))
+	rec := start(t, dir)
+
+	write(t, filepath.Join(dir, ".git", "index"), "x")
+	write(t, filepath.Join(dir, ".git", "objects", "ab"), "x")
+	must(t, os.MkdirAll(filepath.Join(dir, "sub", ".git", "refs"), 0o755)) // a nested repository
+	rec.expect(t, "create sub")
+	write(t, filepath.Join(dir, "sub", ".git", "refs", "main"), "x")
+	for _, n := range []string{"a.swp", ".a.swo", "a.swx", "a~", "a.tmp", "b___jb_tmp___"} {
+		write(t, filepath.Join(dir, n), "x")
+	}
+	// Outside the directory, also through a symlink inside it: not followed.
+	write(t, filepath.Join(outside, "secret.txt"), "x")
+	write(t, filepath.Join(dir, "link", "through.txt"), "x")
+	rec.quiet(t, dir)
+
+	// A file moved out of the directory is gone from it; one moved in is new.
+	write(t, filepath.Join(dir, "leaving.txt"), "x")
+	rec.expect(t, "create leaving.txt")
+	must(t, os.Rename(filepath.Join(dir, "leaving.txt"), filepath.Join(outside, "left.txt")))
+	rec.expect(t, "remove leaving.txt")
+	must(t, os.Rename(filepath.Join(outside, "left.txt"), filepath.Join(dir, "back.txt")))
+	rec.expect(t, "create back.txt")
+	rec.quiet(t, dir)
+}
+
+func TestWatchSlowWriterStillReported(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "app.log")
+	write(t, name, "")
+	rec := start(t, dir)
+	// A file written more often than the debounce period is still reported, within
+	// the bound on how long a change may wait.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(debounce / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				appendTo(t, name, "line\n")
+			}
+		}
+	})
+	c := rec.next(t)
+	close(stop)
+	wg.Wait()
+	if c.Op != tasks.FileWrite || c.Path != "app.log" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	write(t, file, "x")
+	for _, tc := range []struct{ dir, want string }{
+		{filepath.Join(dir, "missing"), "no such file"},
+		{file, "not a directory"},
+	} {
+		_, err := filewatch.New(filewatch.Config{Dir: tc.dir, Recorder: &recorder{}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%s): %v, want an error with %q", tc.dir, err, tc.want)
+		}
+	}
+}
+
+func TestCloseWithoutRun(t *testing.T) {
+	w, err := filewatch.New(filewatch.Config{Dir: t.TempDir(), Recorder: &recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(context.Background()); err != nil { // returns at once: closed
+		t.Fatal(err)
+	}
+}
+
+func TestIgnored(t *testing.T) {
+	for p, want := range map[string]bool{
+		"a.txt": false, ".git": true, ".git/HEAD": true, "x/.hg/store": true, "src/.svn": true,
+		"a.swp": true, ".a.txt.swp": true, ".a.txt.swo": true, "a.swx": true, "a.swf": false,
+		"a.swift": false, "a~": true, ".#a": true, "#a#": true, "#a": false, "4913": true,
+		"x/4913": true, "a.tmp": true, "a.tmpl": false, "gitignore": false, ".gitignore": false,
+	} {
+		if got := filewatch.Ignored(p); got != want {
+			t.Errorf("Ignored(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
