@@ -50,6 +50,12 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 		server.WithUseFullURLForMessageEndpoint(false),
 		server.WithKeepAliveInterval(cfg.Heartbeat),
 	)
+	s.mu.Lock()
+	s.shutdowns = append(s.shutdowns, func(ctx context.Context) {
+		_ = streamable.Shutdown(ctx) // stops its session sweeper and closes its sessions
+		sse.CloseSessions()
+	})
+	s.mu.Unlock()
 	allowed := make([]string, 0, len(cfg.AllowedOrigins))
 	for _, o := range cfg.AllowedOrigins {
 		allowed = append(allowed, strings.TrimSuffix(strings.ToLower(o), "/"))
@@ -59,11 +65,14 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("origin %s is not allowed to use MCP; start the server with --cors-origin %s to allow it", origin, origin))
 			return
 		}
-		// Streams end when the server closes, not only when their clients go.
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		defer context.AfterFunc(s.closing, cancel)()
-		r = r.WithContext(ctx)
+		// Streams (GET) end when the server closes, not only when their clients go;
+		// a tool call (POST) in progress finishes.
+		if r.Method == http.MethodGet {
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			defer context.AfterFunc(s.closing, cancel)()
+			r = r.WithContext(ctx)
+		}
 		switch r.URL.Path {
 		case PathStreamable:
 			streamable.ServeHTTP(w, r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -82,5 +83,25 @@ func TestStreamsOutliveReadTimeout(t *testing.T) {
 				t.Fatal("the stream did not outlive the read timeout")
 			}
 		})
+	}
+}
+
+// TestCloseStopsTransports: the transports' background work (mcp-go's session sweeper)
+// ends with Close, however many handlers were made.
+func TestCloseStopsTransports(t *testing.T) {
+	s, _ := newServer(t)
+	before := runtime.NumGoroutine()
+	s.Handler(mcptools.HTTPConfig{})
+	s.Handler(mcptools.HTTPConfig{})
+	if runtime.NumGoroutine() <= before {
+		t.Fatal("the handlers started nothing to stop: this test checks nothing")
+	}
+	s.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before the handlers", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

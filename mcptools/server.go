@@ -9,6 +9,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
+	"time"
 
 	"taskhub/tasks"
 
@@ -29,7 +31,7 @@ const Instructions = `TaskHub is a shared task board for AI agents and people; e
 Workflow for an agent:
 1. Find work: claim_task with no task_id claims the next ready task (status todo, unassigned, every task in its depends_on done), highest priority first (urgent > high > medium > low), then oldest. Pass project (and optionally label) to stay within your repository's tasks. claim_task with a task_id claims that task, and fails if someone else holds it or it is not ready.
 2. Work on it: the claimed task is in_progress and assigned to you. Report progress with update_task_status (status review or blocked, with a short note saying why).
-3. Finish: update_task_status with status done (or cancelled) and a note. Tasks that depend on it become ready.
+3. Finish: update_task_status with status done and a note; tasks that depend on it become ready. Only done unblocks dependents: if you cancel a task instead, remove it from the depends_on of the tasks that wait on it.
 
 Other rules:
 - Always pass project when several repositories share the hub: list_tasks, claim_task and create_task all take it.
@@ -60,6 +62,9 @@ type Server struct {
 
 	closing context.Context // done once Close is called: every HTTP stream ends
 	close   context.CancelFunc
+
+	mu        sync.Mutex
+	shutdowns []func(context.Context) // of the transports Handler made
 }
 
 // New returns a Server with every tool and resource registered.
@@ -95,9 +100,20 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// Close ends every MCP request and stream in progress over HTTP, so that a server
-// shutting down need not wait for clients that stay connected.
-func (s *Server) Close() { s.close() }
+// Close ends every MCP stream over HTTP, so that a server shutting down need not wait
+// for clients that stay connected, and stops the transports' background work (the
+// session sweeper). Tool calls in progress are left to finish.
+func (s *Server) Close() {
+	s.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, shutdown := range s.shutdowns {
+		shutdown(ctx)
+	}
+	s.shutdowns = nil
+}
 
 // MCPServer returns the underlying mcp-go server, for in-process clients.
 func (s *Server) MCPServer() *server.MCPServer { return s.mcp }

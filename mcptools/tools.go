@@ -22,8 +22,8 @@ type tool struct {
 }
 
 // hints are a tool's annotations. Nothing TaskHub does reaches outside the hub, so
-// no tool is open-world. Updates are not destructive: the event log keeps every old
-// value; deleting is.
+// no tool is open-world. An update overwrites values that the event log keeps only
+// until --event-retention prunes it, so it is destructive like a delete.
 type hints struct{ readOnly, destructive, idempotent bool }
 
 func newTool(name, title, desc string, h hints, input, output map[string]any) mcp.Tool {
@@ -81,7 +81,7 @@ func (s *Server) tools() []tool {
 			}), listOutput), s.listTasks},
 		{newTool("update_task", "Update task",
 			"Change the given fields of a task; fields not given stay as they are. null clears parent_id or due_at. With expected_version the update fails if the task has changed since you read it.",
-			hints{idempotent: true}, obj(update, "task_id"), taskSchema()), s.updateTask},
+			hints{destructive: true, idempotent: true}, obj(update, "task_id"), taskSchema()), s.updateTask},
 		{newTool("update_task_status", "Update task status",
 			"Move a task to another status (review, blocked, done, ...), with an optional note saying why; the note is recorded on the change's event.",
 			hints{idempotent: true}, obj(map[string]any{

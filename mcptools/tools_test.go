@@ -127,7 +127,7 @@ func TestToolsList(t *testing.T) {
 	type want struct{ readOnly, destructive, idempotent bool }
 	wants := map[string]want{
 		"create_task": {}, "get_task": {readOnly: true, idempotent: true}, "list_tasks": {readOnly: true, idempotent: true},
-		"update_task": {idempotent: true}, "update_task_status": {idempotent: true},
+		"update_task": {destructive: true, idempotent: true}, "update_task_status": {idempotent: true},
 		"delete_task": {destructive: true, idempotent: true}, "claim_task": {}, "list_events": {readOnly: true, idempotent: true},
 	}
 	if len(res.Tools) != len(wants) {

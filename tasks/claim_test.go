@@ -87,13 +87,18 @@ func TestClaimByID(t *testing.T) {
 	if err != nil || got.Assignee != "alice" || got.Status != tasks.StatusInProgress || got.Version != 2 {
 		t.Fatalf("claim: %+v, %v", got, err)
 	}
-	// Claiming it again is a no-op for its holder and a conflict for anyone else.
-	again, err := svc.Claim(as("alice"), tasks.ClaimRequest{TaskID: task.ID})
-	if err != nil || again.Version != 2 {
-		t.Fatalf("again: %+v, %v", again, err)
-	}
+	// Claiming it again is a conflict, also under the same name: without tokens two
+	// agents can share one, and only one of them may get the task.
+	_, err = svc.Claim(as("alice"), tasks.ClaimRequest{TaskID: task.ID})
+	wantError(t, err, tasks.EConflict, "task_id")
 	_, err = svc.Claim(as("bob"), tasks.ClaimRequest{TaskID: task.ID})
 	wantError(t, err, tasks.EConflict, "task_id")
+	// A project or label given with task_id must match the task.
+	other := create(t, svc, tasks.Update{Project: tasks.Value("p"), Labels: tasks.Value([]string{"x"})})
+	_, err = svc.Claim(as("bob"), tasks.ClaimRequest{TaskID: other.ID, Project: "q"})
+	wantError(t, err, tasks.EConflict, "project")
+	_, err = svc.Claim(as("bob"), tasks.ClaimRequest{TaskID: other.ID, Label: "y"})
+	wantError(t, err, tasks.EConflict, "label")
 	_, err = svc.Claim(as("bob"), tasks.ClaimRequest{TaskID: 999})
 	wantError(t, err, tasks.ENotFound, "")
 
@@ -168,4 +173,17 @@ func TestEventsFor(t *testing.T) {
 	wantError(t, err, tasks.EInvalid, "types")
 	_, _, err = svc.EventsFor(context.Background(), tasks.EventQuery{Sources: []tasks.Source{"nope"}, Limit: 1})
 	wantError(t, err, tasks.EInvalid, "source")
+}
+
+// TestNoteWithoutChange: a note on an update that changes nothing would be lost, so the
+// update is refused.
+func TestNoteWithoutChange(t *testing.T) {
+	svc, _ := newService(t)
+	task := create(t, svc, tasks.Update{})
+	u := tasks.Update{Status: tasks.Value(tasks.StatusTodo), Note: "still waiting on review"}
+	_, err := svc.Update(context.Background(), task.ID, 0, u)
+	wantError(t, err, tasks.EInvalid, "note")
+	if n := len(allEvents(t, svc)); n != 1 {
+		t.Errorf("%d events after a refused note, want 1", n)
+	}
 }

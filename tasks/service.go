@@ -253,6 +253,9 @@ func (s *Service) change(tx Tx, old *Task, u Update, actor Actor) (*Task, error)
 		return nil, err
 	}
 	if len(changes) == 0 {
+		if u.Note != "" { // it would be lost: a note lives on the event of a change
+			return nil, Errorf(EInvalid, "note", "task %d already has these values, so there is no change to note", old.ID)
+		}
 		return old, nil
 	}
 	if _, ok := changes["parent_id"]; ok {
@@ -311,12 +314,16 @@ func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 			if old, err = tx.Task(req.TaskID); err != nil {
 				return err
 			}
-			if old.Assignee == actor.Name && old.Status == StatusInProgress {
-				t = old
-				return nil
-			}
+			// No "it is yours already": without tokens two agents can share a name,
+			// and only the claim that moves the task out of todo may win.
 			if err := claimable(tx, old, actor.Name); err != nil {
 				return err
+			}
+			if req.Project != "" && old.Project != req.Project {
+				return Errorf(EConflict, "project", "task %d is in project %q, not %q", old.ID, old.Project, req.Project)
+			}
+			if req.Label != "" && !slices.Contains(old.Labels, req.Label) {
+				return Errorf(EConflict, "label", "task %d has no label %q", old.ID, req.Label)
 			}
 		} else {
 			if old, err = tx.NextReady(ReadyQuery{Project: req.Project, Label: req.Label}); err != nil {

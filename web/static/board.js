@@ -69,7 +69,10 @@ export function renderCard(t, tasks) {
   const prev = STATUSES[i - 1];
   const next = STATUSES[i + 1];
   const deps = t.depends_on || [];
-  const openDeps = deps.filter((d) => tasks.get(d)?.status !== 'done').length;
+  // A dependency the filters leave off the board is unknown here, not open.
+  const openDeps = deps.filter((d) => tasks.has(d) && tasks.get(d).status !== 'done').length;
+  const unknownDeps = deps.filter((d) => !tasks.has(d)).length;
+  const depClass = (d) => (!tasks.has(d) ? 'dep unknown' : tasks.get(d).status === 'done' ? 'dep done' : 'dep');
   return h(
     'article',
     {
@@ -102,8 +105,11 @@ export function renderCard(t, tasks) {
       ? h(
           'p',
           { class: `deps${openDeps ? ' open' : ''}` },
-          openDeps ? `Waits on ${openDeps} of ${deps.length}: ` : 'Dependencies done: ',
-          deps.map((d, k) => [k ? ', ' : '', h('span', { class: tasks.get(d)?.status === 'done' ? 'dep done' : 'dep' }, `#${d}`)]),
+          openDeps ? `Waits on ${openDeps} of ${deps.length}: ` : unknownDeps ? 'Depends on: ' : 'Dependencies done: ',
+          deps.map((d, k) => [
+            k ? ', ' : '',
+            h('span', { class: depClass(d), title: tasks.has(d) ? tasks.get(d).status : 'Not on the board with these filters' }, `#${d}`),
+          ]),
         )
       : null,
     h(
