@@ -31,7 +31,8 @@ func (l eventLog) After(ctx context.Context, after int64, limit int) ([]broadcas
 }
 
 // toBroadcast encodes e and lists what filters match it on: the task's values after
-// the change and, where the change altered them, before it.
+// the change and, where the change altered them, before it. A file_changed event has
+// no task: its TaskID is 0 and only the type and source filters can match it.
 func toBroadcast(e *tasks.Event) (broadcaster.Event, error) {
 	data, err := json.Marshal(e)
 	if err != nil {

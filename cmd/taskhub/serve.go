@@ -38,6 +38,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
 	var corsOrigins originsFlag
 	fs.Var(&corsOrigins, "cors-origin", "a browser `origin` (scheme://host:port) allowed to call /mcp besides the server's own; repeat, or give a comma list")
+	var watchDirs dirsFlag
+	fs.Var(&watchDirs, "watch", "report changes to the files under this `directory` as file_changed events; repeat, or give a comma list")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -94,6 +96,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer func() { stopBackground(); background.Wait() }()
 
 	service := tasks.NewService(store)
+	if err := startWatchers(bgCtx, &background, watchDirs, service, logger.With("component", "watch")); err != nil {
+		return err
+	}
 	mcpServer := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version})
 	defer hub.Listen(func(e *broadcaster.Event) {
 		if e.TaskID != 0 {
