@@ -24,6 +24,11 @@ type Config struct {
 	Metrics http.Handler // GET /metrics; not served when nil
 	MCP     http.Handler // /mcp and everything below it; not served when nil
 	Web     http.Handler // the dashboard: GET of any path no other route takes; not served when nil
+	// Auth checks tokens on /api, /events, /mcp and /metrics; nil leaves everything open.
+	Auth *Auth
+	// WriteRate, when above 0, limits changes (and MCP requests) to this many per
+	// second per token, or per client IP address without tokens.
+	WriteRate float64
 }
 
 // New returns the HTTP handler of the whole server.
@@ -45,6 +50,12 @@ func New(cfg Config) http.Handler {
 	// Limits every body, before any handler reads it. (Middleware given to a Group
 	// would make echo answer 404 instead of 405 for a wrong method under it.)
 	e.Use(middleware.BodyLimit("1MiB"))
+	if cfg.Auth != nil {
+		e.Use(cfg.Auth.middleware)
+	}
+	if cfg.WriteRate > 0 {
+		e.Use(writeLimit(cfg.WriteRate))
+	}
 
 	h := &handlers{svc: cfg.Service}
 	// HEAD wherever GET: net/http sends the headers and drops the body.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -17,8 +18,18 @@ type handlers struct {
 	svc *tasks.Service
 }
 
-// actor is who REST changes are attributed to while the server has no tokens.
-var actor = tasks.Actor{Source: tasks.SourceREST, Name: "anonymous"}
+// Anonymous is who REST changes are attributed to when the server has no tokens.
+const Anonymous = "anonymous"
+
+// withActor attributes the request's changes to its token's name, or to Anonymous.
+func withActor(c echo.Context) context.Context {
+	ctx := c.Request().Context()
+	name, ok := Caller(ctx)
+	if !ok {
+		name = Anonymous
+	}
+	return tasks.WithActor(ctx, tasks.Actor{Source: tasks.SourceREST, Name: name})
+}
 
 func (h *handlers) health(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -32,7 +43,7 @@ func (h *handlers) createTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.svc.Create(tasks.WithActor(c.Request().Context(), actor), u)
+	t, err := h.svc.Create(withActor(c), u)
 	if err != nil {
 		return err
 	}
@@ -71,7 +82,7 @@ func (h *handlers) updateTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.svc.Update(tasks.WithActor(c.Request().Context(), actor), id, version, u)
+	t, err := h.svc.Update(withActor(c), id, version, u)
 	if err != nil {
 		return err
 	}
@@ -87,7 +98,7 @@ func (h *handlers) deleteTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.svc.Delete(tasks.WithActor(c.Request().Context(), actor), id, version); err != nil {
+	if err := h.svc.Delete(withActor(c), id, version); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

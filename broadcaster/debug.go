@@ -23,6 +23,7 @@ type Snapshot struct {
 // SubscriberSnapshot is one subscriber in a Snapshot.
 type SubscriberSnapshot struct {
 	ID          string    `json:"id"`
+	Owner       string    `json:"owner,omitempty"`
 	RemoteAddr  string    `json:"remote_addr"`
 	UserAgent   string    `json:"user_agent"`
 	Filters     Filter    `json:"filters"`
@@ -53,7 +54,7 @@ func (h *Hub) Snapshot() Snapshot {
 	h.mu.RLock()
 	for s := range h.subs {
 		sub := SubscriberSnapshot{
-			ID: s.id, RemoteAddr: s.remoteAddr, UserAgent: s.userAgent, Filters: s.req.Filter,
+			ID: s.id, Owner: s.owner, RemoteAddr: s.remoteAddr, UserAgent: s.userAgent, Filters: s.req.Filter,
 			ConnectedAt: s.connectedAt.UTC(), EventsSent: s.sent.Load(), QueueLen: s.queueLen(),
 			QueueCap: s.queueCap, LastEventID: s.lastID.Load(),
 		}

@@ -26,6 +26,9 @@ type Config struct {
 	QueueCap     int           // events queued for one subscriber; default 1024
 	WriteTimeout time.Duration // for one write to a subscriber; default 10s
 	Poll         time.Duration // how often the tailer looks at the log unbidden; default 1s
+	// MaxStreamsPerOwner bounds the open streams of one owner (see WithOwner); 0 means
+	// no bound. Streams without an owner are never bounded.
+	MaxStreamsPerOwner int
 	// Observe, if set, is told how long each live event took from its publishing
 	// to the flush that sent it, once per subscriber that got it.
 	Observe func(time.Duration)
@@ -54,6 +57,7 @@ type Hub struct {
 
 	mu        sync.RWMutex
 	subs      map[*subscriber]struct{}
+	owned     map[string]int // open or opening streams per owner
 	listeners map[*listener]struct{}
 	stopped   bool
 
@@ -87,7 +91,7 @@ func New(cfg Config) *Hub {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{cfg: cfg, started: time.Now(), ctx: ctx, cancel: cancel, subs: map[*subscriber]struct{}{},
-		listeners: map[*listener]struct{}{}}
+		owned: map[string]int{}, listeners: map[*listener]struct{}{}}
 }
 
 // Run tails the log from seq from on, publishing each new event, and sends
@@ -243,4 +247,64 @@ func (h *Hub) remove(s *subscriber) {
 	h.mu.Lock()
 	delete(h.subs, s)
 	h.mu.Unlock()
+	h.release(s.owner)
+}
+
+// reserve counts one more stream of owner, unless owner has as many as it may.
+func (h *Hub) reserve(owner string) bool {
+	if owner == "" {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cfg.MaxStreamsPerOwner > 0 && h.owned[owner] >= h.cfg.MaxStreamsPerOwner {
+		return false
+	}
+	h.owned[owner]++
+	return true
+}
+
+// release undoes one reserve of owner.
+func (h *Hub) release(owner string) {
+	if owner == "" {
+		return
+	}
+	h.mu.Lock()
+	if h.owned[owner]--; h.owned[owner] <= 0 {
+		delete(h.owned, owner)
+	}
+	h.mu.Unlock()
+}
+
+// CloseOwned ends every open stream whose owner is not "" and for which revoked
+// reports true, and returns how many it ended. Streams of other owners are not
+// touched. It never waits for a writer: each ends its stream on its own goroutine.
+func (h *Hub) CloseOwned(revoked func(owner string) bool) int {
+	n := 0
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs {
+		if s.owner != "" && revoked(s.owner) && !s.closed.Swap(true) {
+			s.kick()
+			s.signal()
+			n++
+		}
+	}
+	return n
+}
+
+// ownerKey is the context key of WithOwner.
+type ownerKey struct{}
+
+// WithOwner returns ctx saying that a stream opened with it belongs to owner (the
+// name of the token that authenticated the request), for CloseOwned and
+// MaxStreamsPerOwner.
+func WithOwner(ctx context.Context, owner string) context.Context {
+	return context.WithValue(ctx, ownerKey{}, owner)
+}
+
+// Owner returns the owner WithOwner put in ctx, or "".
+func Owner(ctx context.Context) string {
+	s, _ := ctx.Value(ownerKey{}).(string)
+	return s
 }

@@ -17,6 +17,7 @@ import (
 // subscriber is one open stream.
 type subscriber struct {
 	id          string
+	owner       string // who opened it (a token's name), "" without auth
 	remoteAddr  string
 	userAgent   string
 	connectedAt time.Time
@@ -31,6 +32,7 @@ type subscriber struct {
 	wake         chan struct{} // capacity 1: "look at the queue"
 	keepaliveDue atomic.Bool
 	peerGone     atomic.Bool  // the client closed the connection
+	closed       atomic.Bool  // the hub ended it: its owner may no longer read
 	lastWrite    atomic.Int64 // unix nanoseconds
 	lastID       atomic.Int64
 	sent         atomic.Int64
@@ -94,6 +96,7 @@ func (s *subscriber) queueLen() int {
 var (
 	errOverflow = errors.New("queue overflowed")
 	errPeerGone = errors.New("the client closed the connection")
+	errClosed   = errors.New("closed by the hub: its owner may no longer read")
 )
 
 // buffers holds write buffers between writes, so an idle subscriber holds none. One
@@ -130,6 +133,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_argument", "GET /events/stream takes no request body", "")
 		return
 	}
+	owner := Owner(r.Context())
+	if !h.reserve(owner) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "rate_limited",
+			fmt.Sprintf("%q already has %d open event streams, the most one token may have; close one first", owner, h.cfg.MaxStreamsPerOwner), "")
+		return
+	}
 	// The head is written by hand after the hijack; it keeps what middleware set.
 	hdr := w.Header().Clone()
 	hdr.Set("Content-Type", "text/event-stream")
@@ -139,11 +149,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		h.release(owner)
 		writeError(w, http.StatusInternalServerError, "internal", "this connection cannot carry an event stream (HTTP/1.1 is needed)", "")
 		return
 	}
 	s := &subscriber{
-		id: newID(), remoteAddr: r.RemoteAddr, userAgent: r.UserAgent(), connectedAt: time.Now(),
+		id: newID(), owner: owner, remoteAddr: r.RemoteAddr, userAgent: r.UserAgent(), connectedAt: time.Now(),
 		req: req, queueCap: h.cfg.QueueCap, conn: conn, wake: make(chan struct{}, 1),
 	}
 	var head bytes.Buffer
@@ -154,6 +165,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the stream is open reaches it, and so does what is published during replay. What
 	// replay already sent is skipped when the queue is drained: no gap, no duplicate.
 	if !h.add(s) {
+		h.release(owner)
 		_, _ = conn.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
 		conn.Close()
 		return
@@ -188,6 +200,8 @@ func (h *Hub) serveStream(s *subscriber, head []byte) {
 		h.dropped.Add(1)
 		log.Warn("subscriber dropped", "reason", fmt.Sprintf("its queue of %d events filled up: it reads too slowly", s.queueCap),
 			"last_event_id", s.lastID.Load())
+	case s.closed.Load():
+		log.Info("stream closed", "owner", s.owner, "reason", "its token was revoked or lost the read scope")
 	case err != nil:
 		log.Debug("subscriber gone", "err", err)
 	default:
@@ -244,6 +258,9 @@ func (st *stream) run() error {
 		case <-s.wake:
 			if s.peerGone.Load() {
 				return errPeerGone
+			}
+			if s.closed.Load() {
+				return errClosed
 			}
 			var overflow bool
 			st.pending, overflow = s.take(st.pending)
@@ -384,6 +401,9 @@ func (st *stream) write(b []byte) error {
 		// Kicked before the deadline above replaced the kick's?
 		if st.s.overflowed() {
 			return errOverflow
+		}
+		if st.s.closed.Load() {
+			return errClosed
 		}
 		if err := st.h.ctx.Err(); err != nil {
 			return err

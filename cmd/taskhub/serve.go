@@ -31,6 +31,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on; port 0 picks a free one")
 	dbPath := fs.String("db", "./taskhub.db", "SQLite database `file`, created if missing")
 	insecure := fs.Bool("insecure", false, "allow listening on a non-loopback address without tokens")
+	token := fs.String("token", "", "the one `token` clients must send (Authorization: Bearer), with every scope; its changes are by \""+api.SingleTokenName+"\"")
+	tokensFile := fs.String("tokens-file", "", "JSON `file` of tokens: [{\"name\", \"sha256\", \"scopes\"}], reloaded when it changes")
+	writeRate := fs.Float64("write-rate", 0, "at most this many changes per `second` per token (per IP without tokens); 0: no limit")
+	maxStreams := fs.Int("max-streams-per-token", 100, "open event streams one token may have at once; 0: no limit")
 	keepalive := fs.Duration("keepalive", broadcaster.DefaultKeepalive, "send a keepalive comment on event streams after this much `silence`")
 	retention := fs.Duration("event-retention", 7*24*time.Hour, "keep events this `long`; 0 keeps them all (a client asking for older ones gets a reset event)")
 	streamQueue := fs.Int("stream-queue", broadcaster.DefaultQueueCap, "events queued for one stream before it is dropped as too slow (its client reconnects and replays)")
@@ -47,7 +51,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := checkLoopback(*addr, *insecure); err != nil {
+	if *token != "" && *tokensFile != "" {
+		return fmt.Errorf("%w: give --token (TASKHUB_TOKEN) or --tokens-file, not both", errUsage)
+	}
+	if *writeRate < 0 || *maxStreams < 0 {
+		return fmt.Errorf("%w: --write-rate and --max-streams-per-token must not be negative", errUsage)
+	}
+	var auth *api.Auth
+	switch {
+	case *token != "":
+		auth = api.NewAuth(api.SingleToken(*token))
+	case *tokensFile != "":
+		tokens, err := api.LoadTokens(*tokensFile)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if tokens.Len() == 0 {
+			logger.Warn("the tokens file lists no token: every request but /healthz and the dashboard's files is refused", "path", *tokensFile)
+		}
+		auth = api.NewAuth(tokens)
+	}
+	if err := checkLoopback(*addr, *insecure || auth != nil); err != nil {
 		return err
 	}
 
@@ -80,6 +104,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Keepalive: *keepalive,
 		QueueCap:  *streamQueue,
 		Observe:   metrics.ObserveDelivery,
+
+		MaxStreamsPerOwner: *maxStreams,
 	})
 	metrics.WatchHub(hub.Stats)
 	from, err := store.LastSeq(ctx) // before anyone can connect: see Hub.Run
@@ -94,12 +120,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		background.Go(func() { prune(bgCtx, store, *retention, logger.With("component", "retention")) })
 	}
 	defer func() { stopBackground(); background.Wait() }()
+	if *tokensFile != "" {
+		tokensLog := logger.With("component", "auth")
+		watcher, err := api.NewTokensWatcher(*tokensFile, auth, tokensLog, func(old, next *api.Tokens) {
+			if n := hub.CloseOwned(func(name string) bool { return next.Revoked(old, name) }); n > 0 {
+				tokensLog.Info("closed the event streams of revoked tokens", "streams", n)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		background.Go(func() { watcher.Run(bgCtx) })
+	}
 
 	service := tasks.NewService(store)
 	if err := startWatchers(bgCtx, &background, watchDirs, service, logger.With("component", "watch")); err != nil {
 		return err
 	}
-	mcpServer := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version})
+	mcpServer := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version, Caller: api.Caller})
 	defer hub.Listen(func(e *broadcaster.Event) {
 		if e.TaskID != 0 {
 			mcpServer.TaskChanged(e.TaskID)
@@ -112,13 +150,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Service: service,
-			Logger:  logger.With("component", "api"),
-			Stream:  hub,
-			Debug:   hub.Debug(),
-			Metrics: metrics.Handler(),
-			MCP:     mcpServer.Handler(mcptools.HTTPConfig{Heartbeat: *keepalive, AllowedOrigins: corsOrigins}),
-			Web:     http.FileServerFS(web.FS()),
+			Service:   service,
+			Logger:    logger.With("component", "api"),
+			Stream:    hub,
+			Debug:     hub.Debug(),
+			Metrics:   metrics.Handler(),
+			MCP:       mcpServer.Handler(mcptools.HTTPConfig{Heartbeat: *keepalive, AllowedOrigins: corsOrigins}),
+			Web:       http.FileServerFS(web.FS()),
+			Auth:      auth,
+			WriteRate: *writeRate,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,

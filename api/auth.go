@@ -1,0 +1,261 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"taskhub/broadcaster"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Scopes a token may hold. Each grants only itself: a token that should read and
+// write lists both.
+const (
+	ScopeRead  = "read"  // GET and HEAD of /api and /events/stream
+	ScopeWrite = "write" // changes under /api, and every request to /mcp
+	ScopeAdmin = "admin" // /events/debug and /metrics
+)
+
+var scopes = []string{ScopeRead, ScopeWrite, ScopeAdmin}
+
+// SingleTokenName is the name of the token given by --token: the actor of its changes.
+const SingleTokenName = "token"
+
+// Token is one entry of a tokens file.
+type Token struct {
+	Name   string   `json:"name"`
+	SHA256 string   `json:"sha256"` // hex of the SHA-256 of the token itself
+	Scopes []string `json:"scopes"`
+}
+
+// principal is a token as the server checks it.
+type principal struct {
+	name   string
+	digest [sha256.Size]byte
+	scopes []string
+}
+
+// Tokens is an immutable set of tokens. Replace a set, never change one.
+type Tokens struct {
+	list []principal
+}
+
+// SingleToken returns the set of one token, secret, named SingleTokenName, with every
+// scope.
+func SingleToken(secret string) *Tokens {
+	return &Tokens{list: []principal{{name: SingleTokenName, digest: sha256.Sum256([]byte(secret)), scopes: scopes}}}
+}
+
+// ParseTokens reads a tokens file: a JSON list of Token. Names must be unique and not
+// empty, digests unique and 64 hex digits, scopes known. An empty list is valid: it
+// lets no one in.
+func ParseTokens(data []byte) (*Tokens, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var list []Token
+	if err := dec.Decode(&list); err != nil {
+		return nil, fmt.Errorf("not a JSON list of {\"name\", \"sha256\", \"scopes\"}: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("data after the JSON list")
+	}
+	if list == nil {
+		return nil, fmt.Errorf("want a JSON list of tokens, got null")
+	}
+	set := &Tokens{}
+	for i, t := range list {
+		p := principal{name: strings.TrimSpace(t.Name)}
+		switch {
+		case p.name == "":
+			return nil, fmt.Errorf("token %d: name is empty", i)
+		case len(p.name) > 100:
+			return nil, fmt.Errorf("token %q: name is longer than 100 characters", p.name)
+		case len(t.SHA256) != 2*sha256.Size:
+			return nil, fmt.Errorf("token %q: sha256 must be 64 hex digits (printf %%s \"$TOKEN\" | sha256sum), got %d characters", p.name, len(t.SHA256))
+		case len(t.Scopes) == 0:
+			return nil, fmt.Errorf("token %q: scopes is empty (known: %s)", p.name, strings.Join(scopes, ", "))
+		}
+		if _, err := hex.Decode(p.digest[:], []byte(t.SHA256)); err != nil {
+			return nil, fmt.Errorf("token %q: sha256 is not hex: %v", p.name, err)
+		}
+		for _, s := range t.Scopes {
+			if !slices.Contains(scopes, s) {
+				return nil, fmt.Errorf("token %q: unknown scope %q (known: %s)", p.name, s, strings.Join(scopes, ", "))
+			}
+			if !slices.Contains(p.scopes, s) {
+				p.scopes = append(p.scopes, s)
+			}
+		}
+		for _, q := range set.list {
+			if q.name == p.name {
+				return nil, fmt.Errorf("token %q: name given twice", p.name)
+			}
+			if q.digest == p.digest {
+				return nil, fmt.Errorf("tokens %q and %q have the same sha256", q.name, p.name)
+			}
+		}
+		set.list = append(set.list, p)
+	}
+	return set, nil
+}
+
+// Len returns how many tokens the set holds.
+func (t *Tokens) Len() int { return len(t.list) }
+
+// find returns the token whose secret is secret. It compares digests in constant time
+// and looks at every token, so the time taken tells nothing of which one (nearly)
+// matched.
+func (t *Tokens) find(secret string) (principal, bool) {
+	d := sha256.Sum256([]byte(secret))
+	var found principal
+	ok := 0
+	for _, p := range t.list {
+		if subtle.ConstantTimeCompare(d[:], p.digest[:]) == 1 {
+			found, ok = p, 1
+		}
+	}
+	return found, ok == 1
+}
+
+func (t *Tokens) byName(name string) (principal, bool) {
+	for _, p := range t.list {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return principal{}, false
+}
+
+// Revoked reports whether a stream opened by name under old must end under t: the name
+// is gone, its secret changed, or it lost the read scope.
+func (t *Tokens) Revoked(old *Tokens, name string) bool {
+	now, ok := t.byName(name)
+	if !ok || !slices.Contains(now.scopes, ScopeRead) {
+		return true
+	}
+	before, ok := old.byName(name)
+	return !ok || before.digest != now.digest
+}
+
+// Auth checks requests against the current set of tokens, which Swap replaces while
+// the server runs.
+type Auth struct {
+	tokens atomic.Pointer[Tokens]
+}
+
+// NewAuth returns an Auth over tokens.
+func NewAuth(tokens *Tokens) *Auth {
+	a := &Auth{}
+	a.tokens.Store(tokens)
+	return a
+}
+
+// Swap makes next the set in force, from the next request on, and returns the one
+// it replaced.
+func (a *Auth) Swap(next *Tokens) (old *Tokens) { return a.tokens.Swap(next) }
+
+// callerKey is the context key of the authenticated token's name.
+type callerKey struct{}
+
+// Caller returns the name of the token that authenticated the request of ctx. It is
+// mcptools' Config.Caller.
+func Caller(ctx context.Context) (string, bool) {
+	name, ok := ctx.Value(callerKey{}).(string)
+	return name, ok
+}
+
+// requiredScope returns the scope a request needs, and false for the paths anyone
+// may use: /healthz, the dashboard's files and /.well-known/*.
+func requiredScope(method, path string) (string, bool) {
+	under := func(prefix string) bool { return path == prefix || strings.HasPrefix(path, prefix+"/") }
+	switch {
+	case under("/events/debug"), under("/metrics"):
+		return ScopeAdmin, true
+	case under("/mcp"):
+		// One POST may read or change; the transport cannot tell which.
+		return ScopeWrite, true
+	case under("/api"), under("/events"):
+		if method == http.MethodGet || method == http.MethodHead {
+			return ScopeRead, true
+		}
+		return ScopeWrite, true
+	}
+	return "", false
+}
+
+// middleware authenticates every request to a protected path: Authorization: Bearer,
+// or ?access_token= on GET /events/stream alone (an EventSource cannot set headers).
+// The token's name goes into the request's context (Caller) and, for the stream,
+// becomes the stream's owner.
+func (a *Auth) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		scope, protected := requiredScope(r.Method, r.URL.Path)
+		if !protected {
+			return next(c)
+		}
+		stream := r.Method == http.MethodGet && r.URL.Path == "/events/stream"
+		secret, err := bearer(r, stream)
+		if err != nil {
+			return unauthorized(c, "", err.Error())
+		}
+		p, ok := a.tokens.Load().find(secret)
+		if !ok {
+			return unauthorized(c, "invalid_token", "the token is not valid (revoked, mistyped, or for another server)")
+		}
+		if !slices.Contains(p.scopes, scope) {
+			return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
+				Message: fmt.Sprintf("%s %s needs the %s scope; token %q has %s", r.Method, r.URL.Path, scope, p.name, strings.Join(p.scopes, ", "))}
+		}
+		ctx := context.WithValue(r.Context(), callerKey{}, p.name)
+		if stream {
+			ctx = broadcaster.WithOwner(ctx, p.name)
+		}
+		c.SetRequest(r.WithContext(ctx))
+		return next(c)
+	}
+}
+
+// bearer returns the token a request carries.
+func bearer(r *http.Request, queryAllowed bool) (string, error) {
+	q := r.URL.Query()
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, _ := strings.Cut(strings.TrimSpace(h), " ")
+		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			return "", fmt.Errorf("the Authorization header must be \"Bearer <token>\"")
+		}
+		return strings.TrimSpace(token), nil
+	}
+	if q.Has("access_token") {
+		if !queryAllowed {
+			return "", fmt.Errorf("?access_token= is taken only by GET /events/stream; send the header Authorization: Bearer <token>")
+		}
+		if t := q.Get("access_token"); t != "" {
+			return t, nil
+		}
+	}
+	if queryAllowed {
+		return "", fmt.Errorf("this server needs a token: send Authorization: Bearer <token>, or ?access_token=<token>")
+	}
+	return "", fmt.Errorf("this server needs a token: send Authorization: Bearer <token>")
+}
+
+// unauthorized is a 401 with the challenge RFC 6750 asks for.
+func unauthorized(c echo.Context, errCode, message string) error {
+	challenge := `Bearer realm="taskhub"`
+	if errCode != "" {
+		challenge += `, error="` + errCode + `"`
+	}
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
+	return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: message}
+}

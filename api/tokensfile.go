@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// LoadTokens reads and parses the tokens file at path.
+func LoadTokens(path string) (*Tokens, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens file: %w", err)
+	}
+	t, err := ParseTokens(data)
+	if err != nil {
+		return nil, fmt.Errorf("tokens file %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// TokensWatcher reloads a tokens file into an Auth whenever the file changes. It
+// watches the file's directory, not the file: editors and deploy tools replace a file
+// by renaming another over it, which a watch on the file itself would lose.
+type TokensWatcher struct {
+	path     string
+	auth     *Auth
+	logger   *slog.Logger
+	onSwap   func(old, next *Tokens)
+	watcher  *fsnotify.Watcher
+	debounce time.Duration
+}
+
+// NewTokensWatcher starts watching the directory of path. onSwap, if set, is called
+// after each new set is in force (to end the streams of revoked tokens). Run does the
+// reloading.
+func NewTokensWatcher(path string, auth *Auth, logger *slog.Logger, onSwap func(old, next *Tokens)) (*TokensWatcher, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch tokens file: %w", err)
+	}
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("watch tokens file's directory: %w", err)
+	}
+	if onSwap == nil {
+		onSwap = func(old, next *Tokens) {}
+	}
+	return &TokensWatcher{path: abs, auth: auth, logger: logger, onSwap: onSwap, watcher: w, debounce: 100 * time.Millisecond}, nil
+}
+
+// Run reloads the file after each change, a short while after the last of a burst,
+// until ctx ends; then it stops watching. A file that does not parse leaves the set in
+// force as it is, and the log says why.
+func (w *TokensWatcher) Run(ctx context.Context) {
+	defer w.watcher.Close()
+	var timer *time.Timer
+	var fire <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.watcher.Events:
+			if !ok {
+				return
+			}
+			if filepath.Clean(ev.Name) != w.path || ev.Op == fsnotify.Chmod {
+				continue
+			}
+			if timer == nil {
+				timer = time.NewTimer(w.debounce)
+			} else {
+				timer.Reset(w.debounce)
+			}
+			fire = timer.C
+		case err, ok := <-w.watcher.Errors:
+			if !ok {
+				return
+			}
+			w.logger.Error("watch tokens file", "path", w.path, "err", err)
+		case <-fire:
+			fire = nil
+			w.reload()
+		}
+	}
+}
+
+func (w *TokensWatcher) reload() {
+	next, err := LoadTokens(w.path)
+	if err != nil {
+		w.logger.Error("tokens file not reloaded: the tokens in force stay", "path", w.path, "err", err)
+		return
+	}
+	old := w.auth.Swap(next)
+	w.logger.Info("tokens file reloaded", "path", w.path, "tokens", next.Len())
+	w.onSwap(old, next)
+}
