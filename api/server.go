@@ -6,6 +6,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,9 @@ type Config struct {
 	Web     http.Handler // the dashboard: GET of any path no other route takes; not served when nil
 	// Auth checks tokens on /api, /events, /mcp and /metrics; nil leaves everything open.
 	Auth *Auth
+	// CORSOrigins are the browser origins, besides the server's own, that may call /mcp:
+	// they get CORS headers, and their preflight requests an answer without a token.
+	CORSOrigins []string
 	// WriteRate, when above 0, limits changes (and MCP requests) to this many per
 	// second per token, or per client IP address without tokens.
 	WriteRate float64
@@ -50,6 +54,9 @@ func New(cfg Config) http.Handler {
 	// Limits every body, before any handler reads it. (Middleware given to a Group
 	// would make echo answer 404 instead of 405 for a wrong method under it.)
 	e.Use(middleware.BodyLimit("1MiB"))
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(mcpCORS(cfg.CORSOrigins)) // before auth: a preflight carries no token
+	}
 	if cfg.Auth != nil {
 		e.Use(cfg.Auth.middleware)
 	}
@@ -98,6 +105,28 @@ func New(cfg Config) http.Handler {
 // apiPrefixes are the paths of machine clients, whose unknown paths get a JSON 404
 // rather than the dashboard's.
 var apiPrefixes = []string{"/api/", "/events/", "/mcp/", "/.well-known/"}
+
+// mcpCORS answers the CORS preflight requests of the allowed origins on /mcp and
+// lets them read the answers, the token's challenge and the MCP session id included.
+func mcpCORS(origins []string) echo.MiddlewareFunc {
+	allowed := make([]string, 0, len(origins))
+	for _, o := range origins {
+		allowed = append(allowed, strings.TrimSuffix(strings.ToLower(o), "/"))
+	}
+	return middleware.CORSWithConfig(middleware.CORSConfig{
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return p != "/mcp" && !strings.HasPrefix(p, "/mcp/")
+		},
+		AllowOriginFunc: func(origin string) (bool, error) {
+			return slices.Contains(allowed, strings.TrimSuffix(strings.ToLower(origin), "/")), nil
+		},
+		AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+		AllowHeaders:  []string{"Authorization", "Content-Type", "Accept", "Last-Event-ID", "Mcp-Session-Id", "Mcp-Protocol-Version"},
+		ExposeHeaders: []string{"Mcp-Session-Id", "WWW-Authenticate", "Retry-After"},
+		MaxAge:        600,
+	})
+}
 
 // requestLog logs every request at debug level, so a busy server pays for access logs
 // only when asked (--log-level debug).

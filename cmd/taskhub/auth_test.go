@@ -482,3 +482,39 @@ func TestAuthArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestMCPCORS: an allowed browser origin's preflight to /mcp is answered without a
+// token, and its requests (with one) can be read; another origin gets no CORS headers.
+func TestMCPCORS(t *testing.T) {
+	url, _ := startServer(t, "--token", "s3cret", "--cors-origin", "https://allowed.example")
+	preflight := func(origin string) *http.Response {
+		resp, _ := send(t, http.MethodOptions, url+"/mcp", "", "", map[string]string{
+			"Origin": origin, "Access-Control-Request-Method": "POST",
+			"Access-Control-Request-Headers": "authorization, content-type, mcp-session-id",
+		})
+		return resp
+	}
+	resp := preflight("https://allowed.example")
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("preflight of the allowed origin: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := preflight("https://evil.example"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight of another origin: %d %v", resp.StatusCode, resp.Header)
+	}
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"web","version":"1"}}}`
+	resp, b := send(t, http.MethodPost, url+"/mcp", "s3cret", init, map[string]string{
+		"Origin": "https://allowed.example", "Accept": "application/json, text/event-stream"})
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Mcp-Session-Id") {
+		t.Errorf("POST from the allowed origin: %d %v %s", resp.StatusCode, resp.Header, b)
+	}
+	resp, _ = send(t, http.MethodPost, url+"/mcp", "", init, map[string]string{"Origin": "https://allowed.example"})
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" {
+		t.Errorf("POST without a token: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp, _ = send(t, http.MethodPost, url+"/mcp", "s3cret", init, map[string]string{"Origin": "https://evil.example"})
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("POST from another origin: %d %v", resp.StatusCode, resp.Header)
+	}
+}

@@ -159,6 +159,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Web:       http.FileServerFS(web.FS()),
 			Auth:      auth,
 			WriteRate: *writeRate,
+
+			CORSOrigins: corsOrigins,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
