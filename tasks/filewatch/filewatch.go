@@ -29,8 +29,9 @@ const DefaultDebounce = 150 * time.Millisecond
 // to) waits: at most this many debounce periods after its first change.
 const maxWaitFactor = 10
 
-// renamePairing is how soon after a Rename the Create of the same move comes.
-const renamePairing = 20 * time.Millisecond
+// renamePairing is how long Run waits after a Rename for the Create of the same move.
+// inotify queues the two together, so it comes at once when it comes at all.
+const renamePairing = 50 * time.Millisecond
 
 // Recorder records one file change: tasks.Service is one.
 type Recorder interface {
@@ -59,7 +60,6 @@ type Watcher struct {
 	pending    map[string]*change // debounced changes by relative path
 	order      int64              // counts first sightings, to report in that order
 	lastRename string             // the path of a Rename just seen, which a Create may pair with
-	renamedAt  time.Time          // when it was seen
 	selfMoves  map[string]string  // renamed watched dirs whose own watch is to report the move: old → new ("" outside)
 
 	mu      sync.Mutex
@@ -157,6 +157,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return nil
 			}
 			w.handle(ev, time.Now())
+			if !w.pairRename() {
+				return nil
+			}
 		case err, ok := <-w.fsw.Errors:
 			if !ok {
 				return nil
@@ -206,9 +209,6 @@ func (w *Watcher) handle(ev fsnotify.Event, now time.Time) {
 	// followed by a Create of the new one (inotify's MOVED_FROM, MOVED_TO); a Rename
 	// that nothing follows closely was a move out of the tree.
 	lastRename := w.lastRename
-	if now.Sub(w.renamedAt) > renamePairing {
-		lastRename = ""
-	}
 	w.lastRename = ""
 	r, err := filepath.Rel(w.root, ev.Name)
 	if err != nil || r == "." {
@@ -248,7 +248,7 @@ func (w *Watcher) handle(ev fsnotify.Event, now time.Time) {
 			}
 			return
 		}
-		w.lastRename, w.renamedAt = p, now
+		w.lastRename = p
 		if w.dirs[p] {
 			w.selfMoves[p] = ""
 		}
@@ -267,6 +267,25 @@ func (w *Watcher) handle(ev fsnotify.Event, now time.Time) {
 		}
 	}
 	// Chmod alone changes no content: not reported.
+}
+
+// pairRename, after a Rename, handles the events that come right after it until
+// one is not a Rename, so that the Create of the same move pairs with it; a Rename
+// that nothing follows soon was a move out of the tree. It returns false when the
+// watch was closed.
+func (w *Watcher) pairRename() bool {
+	for w.lastRename != "" {
+		select {
+		case ev, ok := <-w.fsw.Events:
+			if !ok {
+				return false
+			}
+			w.handle(ev, time.Now())
+		case <-time.After(renamePairing):
+			w.lastRename = ""
+		}
+	}
+	return true
 }
 
 // touch notes a change to p, whose state before it was b unless an earlier change in
