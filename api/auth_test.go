@@ -1,8 +1,14 @@
 package api_test
 
 import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"taskhub/api"
 )
@@ -68,4 +74,72 @@ func TestRevoked(t *testing.T) {
 			t.Errorf("%s: revoked %v, want %v", tc.name, got, tc.revoked)
 		}
 	}
+}
+
+// TestTokensWatcher: the file is reloaded when written in place, when replaced by a
+// rename, and when it comes back after being removed; a broken one is skipped; Run
+// returns when its context ends.
+func TestTokensWatcher(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokens.json")
+	list := func(n int) string {
+		var entries []string
+		for i := range n {
+			entries = append(entries, `{"name":"t`+string(rune('a'+i))+`","sha256":"`+strings.Repeat(string(rune('0'+i)), 64)+`","scopes":["read"]}`)
+		}
+		return "[" + strings.Join(entries, ",") + "]"
+	}
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(list(1))
+	tokens, err := api.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swaps := make(chan int, 10)
+	w, err := api.NewTokensWatcher(path, api.NewAuth(tokens), slog.New(slog.DiscardHandler), func(old, next *api.Tokens) { swaps <- next.Len() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx) })
+	want := func(n int) {
+		t.Helper()
+		select {
+		case got := <-swaps:
+			if got != n {
+				t.Fatalf("reloaded %d tokens, want %d", got, n)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("no reload to %d tokens", n)
+		}
+	}
+	write(list(2)) // in place
+	want(2)
+	if err := os.WriteFile(path+".new", []byte(list(3)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	want(3)
+	write(`[{"name":"x"}]`)                                             // broken: no swap
+	os.WriteFile(filepath.Join(dir, "other.json"), []byte("[]"), 0o600) // another file: no swap
+	select {
+	case n := <-swaps:
+		t.Fatalf("swapped to %d tokens", n)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	write(list(1))
+	want(1)
+	cancel()
+	wg.Wait()
 }

@@ -36,9 +36,10 @@ type TokensWatcher struct {
 	debounce time.Duration
 }
 
-// NewTokensWatcher starts watching the directory of path. onSwap, if set, is called
-// after each new set is in force (to end the streams of revoked tokens). Run does the
-// reloading.
+// NewTokensWatcher starts watching the directory of path, then reads the file once
+// more into auth. onSwap, if set, is called after each later new set is in force (to
+// end the streams of revoked tokens). Run does the reloading. Call it before the
+// server takes requests.
 func NewTokensWatcher(path string, auth *Auth, logger *slog.Logger, onSwap func(old, next *Tokens)) (*TokensWatcher, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -51,6 +52,11 @@ func NewTokensWatcher(path string, auth *Auth, logger *slog.Logger, onSwap func(
 	if err := w.Add(filepath.Dir(abs)); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("watch tokens file's directory: %w", err)
+	}
+	// Read again now that changes are seen: one made since the caller's LoadTokens
+	// would otherwise wait for the next. (Before the server listens: no stream to end.)
+	if next, err := LoadTokens(abs); err == nil {
+		auth.Swap(next)
 	}
 	if onSwap == nil {
 		onSwap = func(old, next *Tokens) {}
