@@ -34,6 +34,31 @@ func TestRecordFileChange(t *testing.T) {
 	}
 }
 
+func TestRecordFileChanges(t *testing.T) {
+	svc, _ := newService(t)
+	ctx := context.Background()
+	cs := []tasks.FileChange{
+		{Dir: "/srv/repo", Path: "a.txt", Op: tasks.FileCreate},
+		{Dir: "/srv/repo", Path: "b.txt", Op: tasks.FileWrite},
+	}
+	events, err := svc.RecordFileChanges(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[1].Seq != events[0].Seq+1 || events[0].File.Path != "a.txt" {
+		t.Fatalf("events %+v", events)
+	}
+	// All or none: one bad change records nothing.
+	_, err = svc.RecordFileChanges(ctx, append(cs, tasks.FileChange{Dir: "/srv/repo", Path: "../x", Op: tasks.FileWrite}))
+	wantError(t, err, tasks.EInvalid, "path")
+	if n := len(allEvents(t, svc)); n != 2 {
+		t.Errorf("%d events, want 2", n)
+	}
+	if events, err := svc.RecordFileChanges(ctx, nil); err != nil || events != nil {
+		t.Errorf("no changes: %v, %v", events, err)
+	}
+}
+
 func TestRecordFileChangeValidation(t *testing.T) {
 	svc, _ := newService(t)
 	ok := tasks.FileChange{Dir: "/srv/repo", Path: "a.txt", Op: tasks.FileWrite}

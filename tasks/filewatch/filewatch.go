@@ -33,9 +33,9 @@ const maxWaitFactor = 10
 // inotify queues the two together, so it comes at once when it comes at all.
 const renamePairing = 50 * time.Millisecond
 
-// Recorder records one file change: tasks.Service is one.
+// Recorder records file changes, in order, all or none: tasks.Service is one.
 type Recorder interface {
-	RecordFileChange(ctx context.Context, c tasks.FileChange) (*tasks.Event, error)
+	RecordFileChanges(ctx context.Context, cs []tasks.FileChange) ([]*tasks.Event, error)
 }
 
 // Config configures a Watcher.
@@ -339,6 +339,7 @@ func (w *Watcher) flush(ctx context.Context, now time.Time) {
 		}
 	}
 	slices.SortFunc(due, func(a, b string) int { return int(w.pending[a].order - w.pending[b].order) })
+	var changes []tasks.FileChange
 	for _, p := range due {
 		c := w.pending[p]
 		delete(w.pending, p)
@@ -346,12 +347,15 @@ func (w *Watcher) flush(ctx context.Context, now time.Time) {
 		if !ok {
 			continue
 		}
-		if _, err := w.rec.RecordFileChange(ctx, fc); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			w.logger.Error("record file change", "dir", w.root, "path", p, "op", fc.Op, "err", err)
+		if err := fc.Validate(); err != nil {
+			// A name that is not UTF-8, say: it cannot be told in JSON.
+			w.logger.Warn("a file change cannot be reported", "dir", w.root, "path", p, "err", err)
+			continue
 		}
+		changes = append(changes, fc)
+	}
+	if _, err := w.rec.RecordFileChanges(ctx, changes); err != nil && ctx.Err() == nil {
+		w.logger.Error("record file changes", "dir", w.root, "changes", len(changes), "err", err)
 	}
 }
 

@@ -19,12 +19,16 @@ type recorder struct {
 	changes chan tasks.FileChange
 }
 
-func (r *recorder) RecordFileChange(_ context.Context, c tasks.FileChange) (*tasks.Event, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
+func (r *recorder) RecordFileChanges(_ context.Context, cs []tasks.FileChange) ([]*tasks.Event, error) {
+	for _, c := range cs {
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
 	}
-	r.changes <- c
-	return &tasks.Event{}, nil
+	for _, c := range cs {
+		r.changes <- c
+	}
+	return make([]*tasks.Event, len(cs)), nil
 }
 
 const debounce = 100 * time.Millisecond
@@ -207,6 +211,8 @@ func TestWatchIgnores(t *testing.T) {
 	// Outside the directory, also through a symlink inside it: not followed.
 	write(t, filepath.Join(outside, "secret.txt"), "x")
 	write(t, filepath.Join(dir, "link", "through.txt"), "x")
+	// A name that is not UTF-8 cannot be told in JSON: logged, not reported.
+	write(t, filepath.Join(dir, "bad\xffname"), "x")
 	rec.quiet(t, dir)
 
 	// A file moved out of the directory is gone from it; one moved in is new.
