@@ -57,6 +57,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *writeRate < 0 || *maxStreams < 0 {
 		return fmt.Errorf("%w: --write-rate and --max-streams-per-token must not be negative", errUsage)
 	}
+	if *keepalive <= 0 {
+		return fmt.Errorf("%w: --keepalive must be positive, got %s", errUsage, *keepalive)
+	}
+	if *retention < 0 {
+		return fmt.Errorf("%w: --event-retention must not be negative, got %s", errUsage, *retention)
+	}
+	if *streamQueue < 1 {
+		return fmt.Errorf("%w: --stream-queue must be at least 1, got %d", errUsage, *streamQueue)
+	}
 	var auth *api.Auth
 	switch {
 	case *token != "":
@@ -85,15 +94,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	if *keepalive <= 0 {
-		return fmt.Errorf("%w: --keepalive must be positive, got %s", errUsage, *keepalive)
-	}
-	if *retention < 0 {
-		return fmt.Errorf("%w: --event-retention must not be negative, got %s", errUsage, *retention)
-	}
-	if *streamQueue < 1 {
-		return fmt.Errorf("%w: --stream-queue must be at least 1, got %d", errUsage, *streamQueue)
-	}
 	metrics := api.NewMetrics()
 	hub := broadcaster.New(broadcaster.Config{
 		Log: eventLog{store},
@@ -104,7 +104,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Keepalive: *keepalive,
 		QueueCap:  *streamQueue,
 		Observe:   metrics.ObserveDelivery,
-
+		// Streams are owned by tokens; without tokens the limit has nothing to count.
 		MaxStreamsPerOwner: *maxStreams,
 	})
 	metrics.WatchHub(hub.Stats)
@@ -150,16 +150,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Service:   service,
-			Logger:    logger.With("component", "api"),
-			Stream:    hub,
-			Debug:     hub.Debug(),
-			Metrics:   metrics.Handler(),
-			MCP:       mcpServer.Handler(mcptools.HTTPConfig{Heartbeat: *keepalive, AllowedOrigins: corsOrigins}),
-			Web:       http.FileServerFS(web.FS()),
-			Auth:      auth,
-			WriteRate: *writeRate,
-
+			Service:     service,
+			Logger:      logger.With("component", "api"),
+			Stream:      hub,
+			Debug:       hub.Debug(),
+			Metrics:     metrics.Handler(),
+			MCP:         mcpServer.Handler(mcptools.HTTPConfig{Heartbeat: *keepalive, AllowedOrigins: corsOrigins}),
+			Web:         http.FileServerFS(web.FS()),
+			Auth:        auth,
+			WriteRate:   *writeRate,
 			CORSOrigins: corsOrigins,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -242,8 +241,8 @@ func names[S ~string](values []S) []string {
 	return out
 }
 
-// checkLoopback refuses an address other machines can reach, unless insecure: the
-// server has no tokens yet, so anyone who can connect can change every task.
+// checkLoopback refuses an address other machines can reach, unless insecure (which
+// tokens imply): without tokens, anyone who can connect can change every task.
 func checkLoopback(addr string, insecure bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
