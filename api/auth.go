@@ -209,7 +209,8 @@ func (a *Auth) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return unauthorized(c, "", err.Error())
 		}
-		p, ok := a.tokens.Load().find(secret)
+		set := a.tokens.Load()
+		p, ok := set.find(secret)
 		if !ok {
 			return unauthorized(c, "invalid_token", "the token is not valid (revoked, mistyped, or for another server)")
 		}
@@ -220,10 +221,31 @@ func (a *Auth) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx := context.WithValue(r.Context(), callerKey{}, p.name)
 		if stream {
 			ctx = broadcaster.WithOwner(ctx, p.name)
+			ctx = context.WithValue(ctx, letInKey{}, letIn{set, p.name})
 		}
 		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}
+}
+
+// letIn records the token set a stream's request was let in with, and by which name.
+type letIn struct {
+	set  *Tokens
+	name string
+}
+
+type letInKey struct{}
+
+// StillValid reports whether the token a stream's request was let in with is still
+// good: the broadcaster's StillValid. Together with the revocation of streams on
+// reload, it leaves no moment in which a revoked token's new stream slips through.
+func (a *Auth) StillValid(ctx context.Context) bool {
+	in, ok := ctx.Value(letInKey{}).(letIn)
+	if !ok {
+		return true
+	}
+	now := a.tokens.Load()
+	return now == in.set || !now.Revoked(in.set, in.name)
 }
 
 // bearer returns the token a request carries.

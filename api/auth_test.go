@@ -3,6 +3,8 @@ package api_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,4 +144,100 @@ func TestTokensWatcher(t *testing.T) {
 	want(1)
 	cancel()
 	wg.Wait()
+}
+
+// TestStillValid: a stream's request remembers the tokens it was let in with, so a
+// revocation that happens while the stream is being set up is still noticed.
+func TestStillValid(t *testing.T) {
+	parse := func(s string) *api.Tokens {
+		t.Helper()
+		tok, err := api.ParseTokens([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	auth := api.NewAuth(parse(`[{"name":"a","sha256":"` + hexA + `","scopes":["read"]}]`))
+	contexts := make(chan context.Context, 1)
+	srv := httptest.NewServer(api.New(api.Config{
+		Logger: slog.New(slog.DiscardHandler), Auth: auth,
+		Stream: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { contexts <- r.Context() }),
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/events/stream?access_token=secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ctx := <-contexts
+	if !auth.StillValid(ctx) {
+		t.Fatal("not valid before any reload")
+	}
+	auth.Swap(parse(`[{"name":"a","sha256":"` + hexA + `","scopes":["read","write"]}]`))
+	if !auth.StillValid(ctx) {
+		t.Error("a reload that keeps the token revoked it")
+	}
+	auth.Swap(parse(`[{"name":"a","sha256":"` + strings.Repeat("1", 64) + `","scopes":["read"]}]`))
+	if auth.StillValid(ctx) {
+		t.Error("a new secret for the name did not revoke the stream's token")
+	}
+	if !auth.StillValid(context.Background()) {
+		t.Error("a request without a token (no auth on it) is not valid")
+	}
+}
+
+// TestTokensWatcherSymlink: a tokens file mounted the way Kubernetes mounts a secret
+// (tokens.json -> ..data/tokens.json, updated by swapping the ..data link) is reloaded,
+// although no event ever names tokens.json itself.
+func TestTokensWatcherSymlink(t *testing.T) {
+	dir := t.TempDir()
+	version := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "tokens.json"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := `[{"name":"a","sha256":"` + hexA + `","scopes":["read"]}]`
+	two := `[{"name":"a","sha256":"` + hexA + `","scopes":["read"]},{"name":"b","sha256":"` + strings.Repeat("1", 64) + `","scopes":["read"]}]`
+	version("v1", one)
+	for _, link := range [][2]string{{"v1", "..data"}, {"..data/tokens.json", "tokens.json"}} {
+		if err := os.Symlink(link[0], filepath.Join(dir, link[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "tokens.json")
+	tokens, err := api.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swaps := make(chan int, 10)
+	w, err := api.NewTokensWatcher(path, api.NewAuth(tokens), slog.New(slog.DiscardHandler), func(old, next *api.Tokens) { swaps <- next.Len() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+
+	version("v2", two) // then swap the link, as the kubelet does
+	if err := os.Symlink("v2", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case n := <-swaps:
+			if n == 2 {
+				return
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("the new secret's tokens were not loaded")
+		}
+	}
 }

@@ -4,7 +4,9 @@
 package api
 
 import (
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -30,6 +32,9 @@ type Config struct {
 	// CORSOrigins are the browser origins, besides the server's own, that may call /mcp:
 	// they get CORS headers, and their preflight requests an answer without a token.
 	CORSOrigins []string
+	// LoopbackHostOnly refuses, with 403, every request whose Host is not a loopback
+	// address or localhost.
+	LoopbackHostOnly bool
 	// WriteRate, when above 0, limits changes (and MCP requests) to this many per
 	// second per token, or per client IP address without tokens.
 	WriteRate float64
@@ -54,6 +59,9 @@ func New(cfg Config) http.Handler {
 	// Limits every body, before any handler reads it. (Middleware given to a Group
 	// would make echo answer 404 instead of 405 for a wrong method under it.)
 	e.Use(middleware.BodyLimit("1MiB"))
+	if cfg.LoopbackHostOnly {
+		e.Use(loopbackHost)
+	}
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(mcpCORS(cfg.CORSOrigins)) // before auth: a preflight carries no token
 	}
@@ -100,6 +108,24 @@ func New(cfg Config) http.Handler {
 		})
 	}
 	return e
+}
+
+// loopbackHost refuses a request that does not name a loopback host: a server without
+// tokens trusts whoever reaches it, and a web page can reach 127.0.0.1 under its own
+// name by rebinding that name in DNS, but cannot make the browser send another Host.
+func loopbackHost(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		host := c.Request().Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if ip := net.ParseIP(host); strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback()) {
+			return next(c)
+		}
+		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf(
+			"Host %q is not this server: a server without tokens answers only to 127.0.0.1, [::1] or localhost", c.Request().Host)}
+	}
 }
 
 // apiPrefixes are the paths of machine clients, whose unknown paths get a JSON 404

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ type TokensWatcher struct {
 	onSwap   func(old, next *Tokens)
 	watcher  *fsnotify.Watcher
 	debounce time.Duration
+	last     []byte // the content last read, to skip reloads that change nothing
 }
 
 // NewTokensWatcher starts watching the directory of path, then reads the file once
@@ -49,9 +51,18 @@ func NewTokensWatcher(path string, auth *Auth, logger *slog.Logger, onSwap func(
 	if err != nil {
 		return nil, fmt.Errorf("watch tokens file: %w", err)
 	}
-	if err := w.Add(filepath.Dir(abs)); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("watch tokens file's directory: %w", err)
+	// The file's directory, and, when the file is a symlink, its target's: a
+	// Kubernetes secret swaps a ..data link beside the file, a link to a file
+	// elsewhere changes there. No event names the file itself in either case.
+	dirs := []string{filepath.Dir(abs)}
+	if target, err := filepath.EvalSymlinks(abs); err == nil && filepath.Dir(target) != dirs[0] {
+		dirs = append(dirs, filepath.Dir(target))
+	}
+	for _, dir := range dirs {
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("watch tokens file's directory: %w", err)
+		}
 	}
 	// Read again now that changes are seen: one made since the caller's LoadTokens
 	// would otherwise wait for the next. (Before the server listens: no stream to end.)
@@ -84,7 +95,7 @@ func (w *TokensWatcher) Run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if filepath.Clean(ev.Name) != w.path || ev.Op == fsnotify.Chmod {
+			if ev.Op == fsnotify.Chmod {
 				continue
 			}
 			if timer == nil {
@@ -105,12 +116,19 @@ func (w *TokensWatcher) Run(ctx context.Context) {
 	}
 }
 
+// reload reads the file after any change in a watched directory: a change to another
+// file there leaves the content as it was, and nothing happens.
 func (w *TokensWatcher) reload() {
+	data, err := os.ReadFile(w.path)
+	if err == nil && bytes.Equal(data, w.last) {
+		return
+	}
 	next, err := LoadTokens(w.path)
 	if err != nil {
 		w.logger.Error("tokens file not reloaded: the tokens in force stay", "path", w.path, "err", err)
 		return
 	}
+	w.last = data
 	old := w.auth.Swap(next)
 	w.logger.Info("tokens file reloaded", "path", w.path, "tokens", next.Len())
 	w.onSwap(old, next)

@@ -26,6 +26,9 @@ type Config struct {
 	QueueCap     int           // events queued for one subscriber; default 1024
 	WriteTimeout time.Duration // for one write to a subscriber; default 10s
 	Poll         time.Duration // how often the tailer looks at the log unbidden; default 1s
+	// StillValid, if set, is asked once a stream is registered whether the
+	// credentials its request was let in with still hold (see CloseOwned).
+	StillValid func(context.Context) bool
 	// MaxStreamsPerOwner bounds the open streams of one owner (see WithOwner); 0 means
 	// no bound. Streams without an owner are never bounded.
 	MaxStreamsPerOwner int

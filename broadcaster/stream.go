@@ -170,6 +170,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
+	// A stream whose token was revoked while it was being set up was not there for
+	// CloseOwned to close: ask again now that it is registered.
+	if h.cfg.StillValid != nil && !h.cfg.StillValid(r.Context()) {
+		h.remove(s)
+		h.streams.Done()
+		conn.Close()
+		return
+	}
 	go h.serveStream(s, head.Bytes())
 }
 

@@ -95,6 +95,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 
 	metrics := api.NewMetrics()
+	var stillValid func(context.Context) bool
+	if auth != nil {
+		stillValid = auth.StillValid
+	}
 	hub := broadcaster.New(broadcaster.Config{
 		Log: eventLog{store},
 		Vocabulary: broadcaster.Vocabulary{
@@ -106,6 +110,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Observe:   metrics.ObserveDelivery,
 		// Streams are owned by tokens; without tokens the limit has nothing to count.
 		MaxStreamsPerOwner: *maxStreams,
+		StillValid:         stillValid,
 	})
 	metrics.WatchHub(hub.Stats)
 	from, err := store.LastSeq(ctx) // before anyone can connect: see Hub.Run
@@ -160,6 +165,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Auth:        auth,
 			WriteRate:   *writeRate,
 			CORSOrigins: corsOrigins,
+			// Without tokens the server is on loopback (checkLoopback): a request that
+			// names another host there is a web page that rebound its name (DNS rebinding).
+			LoopbackHostOnly: auth == nil && !*insecure,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,

@@ -522,3 +522,26 @@ func TestDashboardRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopbackHostOnly: without tokens, the server answers only requests that name a
+// loopback host, so a web page that rebinds its own name to 127.0.0.1 gets nothing.
+func TestLoopbackHostOnly(t *testing.T) {
+	url, _ := startServer(t)
+	port := url[strings.LastIndex(url, ":")+1:]
+	for host, want := range map[string]int{
+		"127.0.0.1:" + port: http.StatusCreated, "localhost:" + port: http.StatusCreated,
+		"evil.example:" + port: http.StatusForbidden, "evil.example": http.StatusForbidden,
+	} {
+		req, _ := http.NewRequest(http.MethodPost, url+"/api/tasks", strings.NewReader(`{"title":"t"}`))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

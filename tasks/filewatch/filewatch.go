@@ -329,12 +329,15 @@ func (w *Watcher) moved(from, to string, toIgnored bool, now time.Time) {
 	c.from = orig
 }
 
-// flush reports the changes whose deadline has passed, in the order they were first
+// flush reports the changes whose deadline has passed, or passes within half a
+// debounce period (so that the many paths of a burst, a checkout say, share a few
+// flushes and transactions instead of taking one each), in the order they were first
 // seen, so a directory comes before the files created in it.
 func (w *Watcher) flush(ctx context.Context, now time.Time) {
+	limit := now.Add(w.debounce / 2)
 	var due []string
 	for p, c := range w.pending {
-		if !c.deadline.After(now) {
+		if !c.deadline.After(limit) {
 			due = append(due, p)
 		}
 	}
