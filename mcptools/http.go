@@ -71,6 +71,9 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
 			defer context.AfterFunc(s.closing, cancel)()
+			if name, ok := s.caller(ctx); ok {
+				defer s.own(name, cancel)()
+			}
 			r = r.WithContext(ctx)
 		}
 		switch r.URL.Path {

@@ -3,13 +3,17 @@ package mcptools_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"taskhub/mcptools"
 	"taskhub/tasks"
+	"taskhub/tasks/sqlite"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -103,5 +107,44 @@ func TestCloseStopsTransports(t *testing.T) {
 			t.Fatalf("%d goroutines after Close, %d before the handlers", runtime.NumGoroutine(), before)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCloseOwned: the streams of a caller whose token was revoked are ended; others'
+// are not.
+func TestCloseOwned(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := mcptools.New(mcptools.Config{
+		Service: tasks.NewService(db),
+		Caller:  func(context.Context) (string, bool) { return "alice", true },
+	})
+	srv := httptest.NewServer(s.Handler(mcptools.HTTPConfig{Heartbeat: time.Hour}))
+	defer srv.Close()
+	defer s.Close()
+	resp, err := http.Get(srv.URL + "/mcp/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("event: endpoint"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "event: endpoint" {
+		t.Fatalf("SSE stream starts %q, %v", first, err)
+	}
+	if n := s.CloseOwned(func(name string) bool { return name == "bob" }); n != 0 {
+		t.Errorf("closing bob's streams ended %d", n)
+	}
+	if n := s.CloseOwned(func(name string) bool { return name == "alice" }); n != 1 {
+		t.Fatalf("closing alice's streams ended %d, want 1", n)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("alice's stream is still open")
 	}
 }

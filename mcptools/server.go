@@ -64,7 +64,8 @@ type Server struct {
 	close   context.CancelFunc
 
 	mu        sync.Mutex
-	shutdowns []func(context.Context) // of the transports Handler made
+	shutdowns []func(context.Context)         // of the transports Handler made
+	owned     map[string]map[*func()]struct{} // the cancels of the streams of each caller
 }
 
 // New returns a Server with every tool and resource registered.
@@ -113,6 +114,48 @@ func (s *Server) Close() {
 		shutdown(ctx)
 	}
 	s.shutdowns = nil
+}
+
+// own records cancel as ending a stream of the caller name, until the returned func.
+func (s *Server) own(name string, cancel func()) (disown func()) {
+	key := &cancel
+	s.mu.Lock()
+	if s.owned == nil {
+		s.owned = map[string]map[*func()]struct{}{}
+	}
+	if s.owned[name] == nil {
+		s.owned[name] = map[*func()]struct{}{}
+	}
+	s.owned[name][key] = struct{}{}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.owned[name], key)
+		if len(s.owned[name]) == 0 {
+			delete(s.owned, name)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// CloseOwned ends the HTTP streams (Streamable HTTP GET, SSE) of every caller for whom
+// revoked is true, as when a token is revoked, and returns how many it ended. Their
+// later requests are refused by whoever authenticates them.
+func (s *Server) CloseOwned(revoked func(name string) bool) int {
+	s.mu.Lock()
+	var cancels []*func()
+	for name, set := range s.owned {
+		if revoked(name) {
+			for c := range set {
+				cancels = append(cancels, c)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range cancels {
+		(*c)()
+	}
+	return len(cancels)
 }
 
 // MCPServer returns the underlying mcp-go server, for in-process clients.

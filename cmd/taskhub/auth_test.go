@@ -306,7 +306,7 @@ func TestTokensReload(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("the revoked token's stream is still open")
 	}
-	log.await(t, "log of the closed stream", func(s string) bool { return strings.Contains(s, "closed the event streams of revoked tokens") })
+	log.await(t, "log of the closed stream", func(s string) bool { return strings.Contains(s, "closed the streams of revoked tokens") })
 
 	must(t, http.MethodPost, url+"/api/tasks", boss.secret, `{"title":"after reload"}`, http.StatusCreated)
 	if m := bossStream.nextEvent(t, within); m.Event != "task_created" || !strings.Contains(m.Data, "after reload") {

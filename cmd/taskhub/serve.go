@@ -125,11 +125,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		background.Go(func() { prune(bgCtx, store, *retention, logger.With("component", "retention")) })
 	}
 	defer func() { stopBackground(); background.Wait() }()
+	service := tasks.NewService(store)
+	mcpServer := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version, Caller: api.Caller})
 	if *tokensFile != "" {
 		tokensLog := logger.With("component", "auth")
 		watcher, err := api.NewTokensWatcher(*tokensFile, auth, tokensLog, func(old, next *api.Tokens) {
-			if n := hub.CloseOwned(func(name string) bool { return next.Revoked(old, name) }); n > 0 {
-				tokensLog.Info("closed the event streams of revoked tokens", "streams", n)
+			revoked := func(name string) bool { return next.Revoked(old, name) }
+			if n := hub.CloseOwned(revoked) + mcpServer.CloseOwned(revoked); n > 0 {
+				tokensLog.Info("closed the streams of revoked tokens", "streams", n)
 			}
 		})
 		if err != nil {
@@ -138,11 +141,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		background.Go(func() { watcher.Run(bgCtx) })
 	}
 
-	service := tasks.NewService(store)
 	if err := startWatchers(bgCtx, &background, watchDirs, service, logger.With("component", "watch")); err != nil {
 		return err
 	}
-	mcpServer := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version, Caller: api.Caller})
 	defer hub.Listen(func(e *broadcaster.Event) {
 		if e.TaskID != 0 {
 			mcpServer.TaskChanged(e.TaskID)

@@ -333,7 +333,7 @@ func TestSlowSubscriberDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET /events/stream HTTP/1.1\r\nHost: x\r\nUser-Agent: stalled\r\n\r\n") // and never read
+	fmt.Fprintf(conn, "GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: stalled\r\n\r\n") // and never read
 	fast := openStream(t, url+"/events/stream", nil)
 	waitFor(t, url, "two subscribers", func(s broadcaster.Snapshot) bool { return s.ConnectedClients == 2 })
 
