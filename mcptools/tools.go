@@ -313,18 +313,20 @@ func (s *Server) listTasks(ctx context.Context, req mcp.CallToolRequest) (*mcp.C
 	return mcp.NewToolResultStructured(page, text), nil
 }
 
+// idAndVersion reads the task_id and the optional expected_version arguments.
+func idAndVersion(a args) (id, version int64, err error) {
+	_, idErr := get(a, "task_id", &id)
+	_, versionErr := get(a, "expected_version", &version)
+	return id, version, firstError([]error{idErr, versionErr})
+}
+
 func (s *Server) updateTask(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	a, err := argsOf(req)
 	if err != nil {
 		return s.toolError("update_task", err), nil
 	}
-	var id, version int64
-	errs := []error{}
-	_, err = get(a, "task_id", &id)
-	errs = append(errs, err)
-	_, err = get(a, "expected_version", &version)
-	errs = append(errs, err)
-	if err := firstError(errs); err != nil {
+	id, version, err := idAndVersion(a)
+	if err != nil {
 		return s.toolError("update_task", err), nil
 	}
 	fields := maps.Clone(a)
@@ -386,13 +388,8 @@ func (s *Server) deleteTask(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	if err != nil {
 		return s.toolError("delete_task", err), nil
 	}
-	var id, version int64
-	errs := []error{}
-	_, err = get(a, "task_id", &id)
-	errs = append(errs, err)
-	_, err = get(a, "expected_version", &version)
-	errs = append(errs, err)
-	if err := firstError(errs); err != nil {
+	id, version, err := idAndVersion(a)
+	if err != nil {
 		return s.toolError("delete_task", err), nil
 	}
 	if err := s.svc.Delete(s.actor(ctx), id, version); err != nil {
