@@ -160,14 +160,7 @@ func (db *DB) Tasks(ctx context.Context, q tasks.TaskQuery) ([]*tasks.Task, erro
 		where = append(where, "t.assignee = ?")
 		args = append(args, q.Assignee)
 	}
-	if q.Project != "" {
-		where = append(where, "t.project = ?")
-		args = append(args, q.Project)
-	}
-	if q.Label != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM task_labels l WHERE l.task_id = t.id AND l.label = ?)")
-		args = append(args, q.Label)
-	}
+	where, args = inProjectWithLabel(where, args, q.Project, q.Label)
 	if q.ParentID != nil {
 		where = append(where, "t.parent_id = ?")
 		args = append(args, *q.ParentID)
@@ -196,6 +189,20 @@ func (db *DB) Tasks(ctx context.Context, q tasks.TaskQuery) ([]*tasks.Task, erro
 		return nil, fmt.Errorf("query tasks: %w", mapError(err))
 	}
 	return list, nil
+}
+
+// inProjectWithLabel adds the conditions of the project and label filters, where
+// given, on tasks t.
+func inProjectWithLabel(where []string, args []any, project, label string) ([]string, []any) {
+	if project != "" {
+		where = append(where, "t.project = ?")
+		args = append(args, project)
+	}
+	if label != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM task_labels l WHERE l.task_id = t.id AND l.label = ?)")
+		args = append(args, label)
+	}
+	return where, args
 }
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
@@ -483,15 +490,7 @@ func (w *writeTx) NextReady(q tasks.ReadyQuery) (*tasks.Task, error) {
 	where := []string{"t.status = 'todo'", "t.assignee = ''",
 		`NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
 			WHERE d.task_id = t.id AND u.status <> 'done')`}
-	var args []any
-	if q.Project != "" {
-		where = append(where, "t.project = ?")
-		args = append(args, q.Project)
-	}
-	if q.Label != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM task_labels l WHERE l.task_id = t.id AND l.label = ?)")
-		args = append(args, q.Label)
-	}
+	where, args := inProjectWithLabel(where, nil, q.Project, q.Label)
 	t, err := scanTask(w.queryRow("SELECT "+taskColumns+" FROM tasks t WHERE "+strings.Join(where, " AND ")+
 		` ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
 		t.created_at, t.id LIMIT 1`, args...))
