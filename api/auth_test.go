@@ -78,6 +78,27 @@ func TestRevoked(t *testing.T) {
 	}
 }
 
+// watchTokens runs a TokensWatcher on the file at path, and sends the number of
+// tokens of every new set it swaps in. When the test ends it stops the watcher and
+// waits for Run to return.
+func watchTokens(t *testing.T, path string) <-chan int {
+	t.Helper()
+	tokens, err := api.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swaps := make(chan int, 10)
+	w, err := api.NewTokensWatcher(path, api.NewAuth(tokens), slog.New(slog.DiscardHandler), func(old, next *api.Tokens) { swaps <- next.Len() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return swaps
+}
+
 // TestTokensWatcher: the file is reloaded when written in place, when replaced by a
 // rename, and when it comes back after being removed; a broken one is skipped; Run
 // returns when its context ends.
@@ -98,18 +119,7 @@ func TestTokensWatcher(t *testing.T) {
 		}
 	}
 	write(list(1))
-	tokens, err := api.LoadTokens(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	swaps := make(chan int, 10)
-	w, err := api.NewTokensWatcher(path, api.NewAuth(tokens), slog.New(slog.DiscardHandler), func(old, next *api.Tokens) { swaps <- next.Len() })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { w.Run(ctx) })
+	swaps := watchTokens(t, path)
 	want := func(n int) {
 		t.Helper()
 		select {
@@ -142,8 +152,6 @@ func TestTokensWatcher(t *testing.T) {
 	}
 	write(list(1))
 	want(1)
-	cancel()
-	wg.Wait()
 }
 
 // TestStillValid: a stream's request remembers the tokens it was let in with, so a
@@ -209,19 +217,7 @@ func TestTokensWatcherSymlink(t *testing.T) {
 		}
 	}
 	path := filepath.Join(dir, "tokens.json")
-	tokens, err := api.LoadTokens(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	swaps := make(chan int, 10)
-	w, err := api.NewTokensWatcher(path, api.NewAuth(tokens), slog.New(slog.DiscardHandler), func(old, next *api.Tokens) { swaps <- next.Len() })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { w.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
+	swaps := watchTokens(t, path)
 
 	version("v2", two) // then swap the link, as the kubelet does
 	if err := os.Symlink("v2", filepath.Join(dir, "..data_tmp")); err != nil {

@@ -6,14 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"taskhub/mcptools"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -113,15 +111,7 @@ func TestCloseStopsTransports(t *testing.T) {
 // TestCloseOwned: the streams of a caller whose token was revoked are ended; others'
 // are not.
 func TestCloseOwned(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s := mcptools.New(mcptools.Config{
-		Service: tasks.NewService(db),
-		Caller:  func(context.Context) (string, bool) { return "alice", true },
-	})
+	s, _ := newServerFor(t, "alice")
 	srv := httptest.NewServer(s.Handler(mcptools.HTTPConfig{Heartbeat: time.Hour}))
 	defer srv.Close()
 	defer s.Close()

@@ -19,6 +19,12 @@ import (
 
 // newServer returns a Server over a fresh database, and its Service.
 func newServer(t testing.TB) (*mcptools.Server, *tasks.Service) {
+	return newServerFor(t, "")
+}
+
+// newServerFor is newServer on a server whose authentication names every caller
+// caller (none when it is empty), as the API does with a token's name.
+func newServerFor(t testing.TB, caller string) (*mcptools.Server, *tasks.Service) {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
 	if err != nil {
@@ -26,7 +32,11 @@ func newServer(t testing.TB) (*mcptools.Server, *tasks.Service) {
 	}
 	t.Cleanup(func() { db.Close() })
 	svc := tasks.NewService(db)
-	return mcptools.New(mcptools.Config{Service: svc}), svc
+	cfg := mcptools.Config{Service: svc}
+	if caller != "" {
+		cfg.Caller = func(context.Context) (string, bool) { return caller, true }
+	}
+	return mcptools.New(cfg), svc
 }
 
 // connect returns an initialized in-process client that calls itself name.
@@ -370,15 +380,7 @@ func TestClaimRace(t *testing.T) {
 }
 
 func TestCallerWins(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s := mcptools.New(mcptools.Config{
-		Service: tasks.NewService(db),
-		Caller:  func(context.Context) (string, bool) { return "token-ci", true },
-	})
+	s, _ := newServerFor(t, "token-ci")
 	c := connect(t, s, "claude-code")
 	task := ok[tasks.Task](t, callTool(t, c, "create_task", `{"title":"by token"}`))
 	if task.CreatedBy != "token-ci" {
