@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"taskhub/api"
 	"taskhub/broadcaster"
 	"taskhub/mcptools"
 	"taskhub/tasks"
@@ -52,7 +53,7 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 	server := mcptools.New(mcptools.Config{Service: tasks.NewService(store), Logger: logger.With("component", "mcp"), Version: version})
 	// A hub without streams follows the log, for resource subscriptions.
-	hub := broadcaster.New(broadcaster.Config{Log: eventLog{store}, Logger: logger.With("component", "broadcaster")})
+	hub := broadcaster.New(broadcaster.Config{Log: api.EventLog{Store: store}, Logger: logger.With("component", "broadcaster")})
 	defer hub.Listen(func(e *broadcaster.Event) {
 		if e.TaskID != 0 {
 			server.TaskChanged(e.TaskID)

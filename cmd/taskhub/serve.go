@@ -100,14 +100,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stillValid = auth.StillValid
 	}
 	hub := broadcaster.New(broadcaster.Config{
-		Log: eventLog{store},
-		Vocabulary: broadcaster.Vocabulary{
-			Types: names(tasks.EventTypes), Statuses: names(tasks.Statuses), Sources: names(tasks.Sources),
-		},
-		Logger:    logger.With("component", "broadcaster"),
-		Keepalive: *keepalive,
-		QueueCap:  *streamQueue,
-		Observe:   metrics.ObserveDelivery,
+		Log:        api.EventLog{Store: store},
+		Vocabulary: api.StreamVocabulary(),
+		Logger:     logger.With("component", "broadcaster"),
+		Keepalive:  *keepalive,
+		QueueCap:   *streamQueue,
+		Observe:    metrics.ObserveDelivery,
 		// Streams are owned by tokens; without tokens the limit has nothing to count.
 		MaxStreamsPerOwner: *maxStreams,
 		StillValid:         stillValid,
@@ -239,15 +237,6 @@ func (l *originsFlag) Set(v string) error {
 		}
 	}
 	return nil
-}
-
-// names converts a list of string-typed values.
-func names[S ~string](values []S) []string {
-	out := make([]string, len(values))
-	for i, v := range values {
-		out[i] = string(v)
-	}
-	return out
 }
 
 // checkLoopback refuses an address other machines can reach, unless insecure (which

@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"context"
@@ -9,15 +9,19 @@ import (
 	"taskhub/tasks"
 )
 
-// eventLog is the store's event log as the broadcaster reads it.
-type eventLog struct{ store tasks.Store }
+// EventLog is the store's event log as the broadcaster reads it (broadcaster.Log):
+// the only way events reach the hub.
+type EventLog struct{ Store tasks.Store }
 
-func (l eventLog) Last(ctx context.Context) (int64, error) { return l.store.LastSeq(ctx) }
+// Last implements broadcaster.Log.
+func (l EventLog) Last(ctx context.Context) (int64, error) { return l.Store.LastSeq(ctx) }
 
-func (l eventLog) First(ctx context.Context) (int64, error) { return l.store.FirstSeq(ctx) }
+// First implements broadcaster.Log.
+func (l EventLog) First(ctx context.Context) (int64, error) { return l.Store.FirstSeq(ctx) }
 
-func (l eventLog) After(ctx context.Context, after int64, limit int) ([]broadcaster.Event, error) {
-	events, err := l.store.Events(ctx, tasks.EventQuery{After: after, Limit: limit})
+// After implements broadcaster.Log.
+func (l EventLog) After(ctx context.Context, after int64, limit int) ([]broadcaster.Event, error) {
+	events, err := l.Store.Events(ctx, tasks.EventQuery{After: after, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -66,4 +70,20 @@ func toBroadcast(e *tasks.Event) (broadcaster.Event, error) {
 	}
 	b.Labels = append(append([]string{}, b.Labels...), labels...)
 	return b, nil
+}
+
+// StreamVocabulary is what the stream's filters may name: the domain's event types,
+// statuses and sources.
+func StreamVocabulary() broadcaster.Vocabulary {
+	return broadcaster.Vocabulary{
+		Types: names(tasks.EventTypes), Statuses: names(tasks.Statuses), Sources: names(tasks.Sources),
+	}
+}
+
+func names[S ~string](values []S) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out
 }
