@@ -223,6 +223,8 @@ type result struct {
 	phase        time.Duration
 	serverCPU    cpuTimes
 	cpuOK        bool
+	serverWrites int64 // write(2) calls over the phase
+	writesOK     bool
 	selfCPU      cpuTimes
 	machineBusy  time.Duration // all CPUs, over the phase
 	machineTotal time.Duration
@@ -423,6 +425,10 @@ func bench(cfg config, log *slog.Logger) (res *result, err error) {
 	if err != nil {
 		return res, err
 	}
+	writes0, writesErr := int64(0), errors.New("no server pid")
+	if haveProc {
+		writes0, writesErr = procWrites(res.pid)
+	}
 	busy0, total0, _ := machineCPU(tick)
 	self0, start := selfCPU(), time.Now()
 	pubDone := make(chan struct{})
@@ -462,6 +468,9 @@ wait:
 			return res, err
 		}
 		res.serverCPU, res.cpuOK = cpu1.sub(cpu0), true
+		if writes1, err := procWrites(res.pid); err == nil && writesErr == nil {
+			res.serverWrites, res.writesOK = writes1-writes0, true
+		}
 		res.rssPeak, _ = rssKiB(res.pid, true)
 	}
 	if perf != nil {

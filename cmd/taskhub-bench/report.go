@@ -142,6 +142,10 @@ func (res *result) print(w io.Writer) {
 	} else {
 		line("server_cpu", "n/a (no server pid)")
 	}
+	if res.writesOK && res.serverWrites > 0 {
+		line("server_writes", "%d write(2) calls over the phase, %.1f deliveries each (all of the server's writes: PATCH responses and the database's too)",
+			res.serverWrites, float64(res.delivered)/float64(res.serverWrites))
+	}
 	line("bench_cpu", "%.2f s (user %.2f, sys %.2f) over the phase",
 		res.selfCPU.total().Seconds(), res.selfCPU.user.Seconds(), res.selfCPU.sys.Seconds())
 	if res.machineTotal > 0 {

@@ -162,6 +162,21 @@ func procCPU(pid int, tick time.Duration) (cpuTimes, error) {
 	return cpuTimes{time.Duration(utime) * tick, time.Duration(stime) * tick}, nil
 }
 
+// procWrites reads syscw of /proc/PID/io: how many write(2)-family calls the process
+// has made.
+func procWrites(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "syscw:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/io has no syscw line", pid)
+}
+
 // selfCPU returns this process's CPU time so far.
 func selfCPU() cpuTimes {
 	var ru syscall.Rusage
