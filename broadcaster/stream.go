@@ -28,6 +28,9 @@ type subscriber struct {
 	mu       sync.Mutex
 	queue    []*frame
 	overflow bool
+	// timed says the writer has a flush scheduled, which takes what is queued by
+	// then: push wakes it only when the queue is half full.
+	timed bool
 
 	wake         chan struct{} // capacity 1: "look at the queue"
 	keepaliveDue atomic.Bool
@@ -42,12 +45,13 @@ type subscriber struct {
 // and kicks its writer out of any write it is stuck in. It never blocks.
 func (s *subscriber) push(f *frame) {
 	s.mu.Lock()
-	kick := false
+	kick, wake := false, false
 	if !s.overflow {
 		if len(s.queue) < s.queueCap {
 			s.queue = append(s.queue, f)
+			wake = !s.timed || len(s.queue) >= s.queueCap/2
 		} else {
-			s.overflow, kick = true, true
+			s.overflow, kick, wake = true, true, true
 			s.queue = nil
 		}
 	}
@@ -55,7 +59,9 @@ func (s *subscriber) push(f *frame) {
 	if kick {
 		s.kick()
 	}
-	s.signal()
+	if wake {
+		s.signal()
+	}
 }
 
 // kick fails the write in progress, and every later one, with a deadline in the past.
@@ -74,10 +80,21 @@ func (s *subscriber) signal() {
 	}
 }
 
-// take returns everything queued, and whether the queue overflowed.
-func (s *subscriber) take(into []*frame) ([]*frame, bool) {
+// setTimed records whether the writer has a flush scheduled.
+func (s *subscriber) setTimed(timed bool) {
+	s.mu.Lock()
+	s.timed = timed
+	s.mu.Unlock()
+}
+
+// take appends everything queued to into, and reports whether the queue overflowed.
+// With due, the writer's scheduled flush has come: pushes wake it again.
+func (s *subscriber) take(into []*frame, due bool) ([]*frame, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if due {
+		s.timed = false
+	}
 	into = append(into, s.queue...)
 	clear(s.queue)
 	s.queue = s.queue[:0]
@@ -112,6 +129,8 @@ type stream struct {
 	refreshAt time.Time // when the write deadline is next pushed forward
 	replayed  int64     // events up to this seq were sent by replay
 	pending   []*frame
+	// lastFlushed is how many events the last flush sent.
+	lastFlushed int
 }
 
 // ServeHTTP serves GET /events/stream. It takes the connection over from net/http:
@@ -253,6 +272,7 @@ func (st *stream) run() error {
 			timer.Reset(d)
 		}
 		window = timer.C
+		s.setTimed(true)
 	}
 	for {
 		select {
@@ -260,6 +280,10 @@ func (st *stream) run() error {
 			return nil
 		case <-window:
 			window = nil
+			var overflow bool
+			if st.pending, overflow = s.take(st.pending, true); overflow {
+				return nil
+			}
 			if err := st.flush(); err != nil {
 				return err
 			}
@@ -271,7 +295,7 @@ func (st *stream) run() error {
 				return errClosed
 			}
 			var overflow bool
-			st.pending, overflow = s.take(st.pending)
+			st.pending, overflow = s.take(st.pending, false)
 			switch {
 			case overflow:
 				return nil
@@ -284,10 +308,10 @@ func (st *stream) run() error {
 				// The scheduled flush takes these too.
 			case s.req.Batch > 0 && len(st.pending) > 0:
 				schedule(s.req.Batch)
-			case len(st.pending) > 0 && time.Since(time.Unix(0, s.lastWrite.Load())) < minFlushGap:
+			case len(st.pending) > 0 && time.Since(time.Unix(0, s.lastWrite.Load())) < st.gap():
 				// Written to a moment ago: let what comes in the rest of the gap share
 				// the next write.
-				schedule(minFlushGap - time.Since(time.Unix(0, s.lastWrite.Load())))
+				schedule(st.gap() - time.Since(time.Unix(0, s.lastWrite.Load())))
 			default:
 				if err := st.flush(); err != nil {
 					return err
@@ -297,10 +321,21 @@ func (st *stream) run() error {
 	}
 }
 
-// minFlushGap is the least time between two writes of events to one subscriber. A
-// quiet stream is written to at once; a busy one gathers what comes within the gap
-// into one write, which costs the kernel about as much as a write of one event.
-const minFlushGap = 5 * time.Millisecond
+// The least time between two writes of events to one subscriber is minFlushGap for
+// each event the last write carried, up to maxFlushGap. A quiet stream is written to
+// at once; a busy one gathers what comes within the gap into one write, which costs
+// the kernel about as much as a write of one event. So a stream of up to one event
+// per minFlushGap is written each event as it comes, and a busier one gets bigger
+// writes, at most 1/maxFlushGap a second, each at most maxFlushGap late.
+const (
+	minFlushGap = 5 * time.Millisecond
+	maxFlushGap = 20 * time.Millisecond
+)
+
+// gap is the least time from the last write to the next one of events.
+func (st *stream) gap() time.Duration {
+	return min(maxFlushGap, minFlushGap*time.Duration(max(1, st.lastFlushed)))
+}
 
 // reset tells the client that its last id cannot be replayed from, and why: it must
 // start again from the current state. Live events follow. The reset carries, as its
@@ -382,6 +417,7 @@ func (st *stream) flush() error {
 	if st.s.req.Batch > 0 && len(frames) > 0 {
 		st.h.batches.Add(1)
 	}
+	st.lastFlushed = len(frames)
 	if n := len(frames); n > 0 {
 		st.s.sent.Add(int64(n))
 		st.h.sent.Add(int64(n))

@@ -354,6 +354,32 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	}
 }
 
+// TestBatchWindowOverQueueCap sends a batched subscriber more events within one
+// window than its queue holds: the writer must take them out of the queue in time, so
+// it is not dropped, and they all arrive, in order.
+func TestBatchWindowOverQueueCap(t *testing.T) {
+	url, _ := startServer(t, "--stream-queue", "8")
+	s := openStream(t, url+"/events/stream?batch=2s", nil)
+	waitFor(t, url, "the subscriber", func(s broadcaster.Snapshot) bool { return s.ConnectedClients == 1 })
+	const n = 30
+	var ids []int64
+	for range n {
+		ids = append(ids, createTask(t, url, `{"title":"burst"}`))
+	}
+	var got []int64
+	for len(got) < n {
+		for _, e := range s.nextEvent(t, within).events(t) {
+			got = append(got, e.TaskID)
+		}
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("task ids %v, want %v", got, ids)
+	}
+	if snap := debugSnapshot(t, url); snap.SubscribersDropped != 0 || snap.ConnectedClients != 1 {
+		t.Errorf("subscribers dropped %d, connected %d: want 0 and 1", snap.SubscribersDropped, snap.ConnectedClients)
+	}
+}
+
 func TestDebugCounters(t *testing.T) {
 	url, _ := startServer(t)
 	all := openStream(t, url+"/events/stream", http.Header{"User-Agent": {"all"}})
