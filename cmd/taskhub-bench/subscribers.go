@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // The subscribers are plain sockets read by a few epoll loops, one locked OS thread
@@ -207,9 +208,9 @@ func (l *loop) run() {
 	defer runtime.UnlockOSThread()
 	events := make([]syscall.EpollEvent, 1024)
 	for !l.f.stop.Load() {
-		n, err := syscall.EpollWait(l.epfd, events, 50)
-		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
+		n, err := epollWait(l.epfd, events, 50)
+		if err != 0 {
+			if err == syscall.EINTR {
 				continue
 			}
 			panic(fmt.Sprintf("epoll_wait: %v", err)) // a bug: bad epfd or events
@@ -220,18 +221,39 @@ func (l *loop) run() {
 	}
 }
 
+// epollWait is epoll_wait(2) as a raw system call, which the Go scheduler does not
+// see: a loop keeps its thread and its P throughout (the bench adds a P for each loop
+// to GOMAXPROCS), instead of the runtime handing the P off and back around every
+// wait, which cost the bench more CPU than its reads. A signal (the runtime's
+// preemption) ends a wait early with EINTR, so a loop still stops for the collector.
+func epollWait(epfd int, events []syscall.EpollEvent, msec int) (int, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
+	return int(n), errno
+}
+
+// read is read(2) as a raw system call, for the same reason: fd is non-blocking.
+func read(fd int, b []byte) (int, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return int(n), errno
+}
+
 // read takes what fd holds, once: level-triggered epoll reports it again if more
 // is left.
 func (l *loop) read(s *subscriber, fd int) {
 	if s.closed {
 		return
 	}
-	n, err := syscall.Read(fd, l.buf)
-	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+	n, errno := read(fd, l.buf)
+	if errno == syscall.EAGAIN || errno == syscall.EINTR {
 		return
 	}
 	s.now = time.Now().UnixNano()
-	if err == nil && n == 0 {
+	var err error
+	switch {
+	case errno != 0:
+		err = errno
+	case n == 0:
 		err = errors.New("server closed the connection")
 	}
 	if err == nil {
