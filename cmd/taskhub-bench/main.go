@@ -28,6 +28,12 @@
 //	go run ./cmd/taskhub-bench --subscribers 10000 --events 1 --rate 0
 //	go run ./cmd/taskhub-bench --subscribers 1000 --events 5000 --rate 0 --size 200 --publishers 8
 //
+// With --floor it starts, instead of taskhub, a floor server (floor.go) that does the
+// least a server can to deliver the same events, so that one run beside another tells
+// how much of a figure is taskhub's and how much the machine's:
+//
+//	go run ./cmd/taskhub-bench --floor --subscribers 10000 --events 12 --rate 2 --size 508
+//
 // Linux only: it reads /proc and reads the subscribers' sockets with epoll. To profile
 // the server, see testdata/pprof_overlay.go, or pass --perf FILE.
 package main
@@ -54,6 +60,7 @@ import (
 type config struct {
 	args        []string // as given, for the summary
 	server      string
+	floor       bool
 	serverArgs  multiFlag
 	serverEnv   multiFlag
 	url         string
@@ -87,12 +94,16 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "serve" {
+		return floorServe(args[1:])
+	}
 	cfg := config{args: args}
 	fs := flag.NewFlagSet("taskhub-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.server, "server", "bin/taskhub", "taskhub `binary` to start on 127.0.0.1:0 with a temp database (ignored with --url)")
 	fs.Var(&cfg.serverArgs, "server-arg", "extra `argument` for taskhub serve, e.g. --server-arg=--stream-queue=4096 (repeatable)")
 	fs.Var(&cfg.serverEnv, "server-env", "extra `KEY=VALUE` in the started server's environment, e.g. GODEBUG=gctrace=1 (repeatable)")
+	fs.BoolVar(&cfg.floor, "floor", false, "start the floor server (this binary as `taskhub-bench serve`: no store, no filters, one write per event) instead of taskhub, to see what the machine itself allows for the same load")
 	fs.StringVar(&cfg.url, "url", "", "`URL` of a running server on a loopback address, instead of starting one")
 	fs.IntVar(&cfg.pid, "pid", 0, "with --url: the server's process `id`, for RSS and CPU figures")
 	fs.IntVar(&cfg.subscribers, "subscribers", 100, "SSE subscribers to open")
@@ -117,6 +128,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := cfg.check(); err != nil {
 		fmt.Fprintf(stderr, "taskhub-bench: %v\n", err)
 		return 2
+	}
+	if cfg.floor {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "taskhub-bench: --floor: %v\n", err)
+			return 1
+		}
+		cfg.server = exe
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	res, err := bench(cfg, log)
@@ -150,6 +169,8 @@ func (cfg *config) check() error {
 		return errors.New("--dialers must be 1–1024")
 	case cfg.timeout <= 0 || cfg.drain <= 0 || cfg.settle < 0 || cfg.hold < 0:
 		return errors.New("--timeout and --drain must be positive, --settle and --hold not negative")
+	case cfg.floor && cfg.url != "":
+		return errors.New("--floor starts its own server: not with --url")
 	case cfg.pid != 0 && cfg.url == "":
 		return errors.New("--pid goes with --url")
 	case cfg.perf != "" && cfg.url != "" && cfg.pid == 0:
@@ -284,6 +305,9 @@ func bench(cfg config, log *slog.Logger) (res *result, err error) {
 		}()
 		base, res.pid = srv.url, srv.cmd.Process.Pid
 		res.serverDesc = fmt.Sprintf("started %s (pid %d) at %s", strings.Join(append([]string{cfg.server, "serve"}, cfg.serverArgs...), " "), res.pid, base)
+		if cfg.floor {
+			res.serverDesc = fmt.Sprintf("started the floor server, not taskhub (pid %d) at %s", res.pid, base)
+		}
 	} else {
 		res.pid = cfg.pid
 		res.serverDesc = fmt.Sprintf("running server at %s (pid %s)", base, pidDesc(cfg.pid))
