@@ -40,11 +40,14 @@ endif
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
 
-## bench-stream: the event stream under load, against the built server (Linux)
+## bench-stream: the event stream under load, against the built server (Linux); the
+## last run is the floor server (taskhub-bench --floor) under the load of the second
 bench-stream: build
-	$(GO) run ./cmd/taskhub-bench --server bin/taskhub --subscribers 1000 --events 1000 --rate 100
-	$(GO) run ./cmd/taskhub-bench --server bin/taskhub --subscribers 10000 --events 1 --rate 0
-	$(GO) run ./cmd/taskhub-bench --server bin/taskhub --subscribers 1000 --events 5000 --rate 0 --publishers 8
+	$(GO) build -o bin/taskhub-bench ./cmd/taskhub-bench
+	bin/taskhub-bench --server bin/taskhub --subscribers 1000 --events 1000 --rate 100
+	bin/taskhub-bench --server bin/taskhub --subscribers 10000 --events 10 --rate 2 --size 508
+	bin/taskhub-bench --server bin/taskhub --subscribers 1000 --events 5000 --rate 0 --publishers 8 --size 200
+	bin/taskhub-bench --floor --subscribers 10000 --events 10 --rate 2 --size 508
 
 ## lint: gofmt, go vet and staticcheck (pinned in go.mod as a tool)
 lint:
