@@ -324,7 +324,7 @@ func (st *stream) run() error {
 // The least time between two writes of events to one subscriber is minFlushGap for
 // each event the last write carried, up to maxFlushGap. A quiet stream is written to
 // at once; a busy one gathers what comes within the gap into one write, which costs
-// the kernel about as much as a write of one event. So a stream of up to one event
+// the kernel far less than a write per event. So a stream of up to one event
 // per minFlushGap is written each event as it comes, and a busier one gets bigger
 // writes, at most 1/maxFlushGap a second, each at most maxFlushGap late.
 const (
