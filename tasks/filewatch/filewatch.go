@@ -33,6 +33,13 @@ const maxWaitFactor = 10
 // inotify queues the two together, so it comes at once when it comes at all.
 const renamePairing = 50 * time.Millisecond
 
+// finalFlushTimeout bounds the recording of what is pending when Run ends.
+const finalFlushTimeout = 5 * time.Second
+
+// testHookHandled, when set (by tests, before Run), is called by Run with the path of
+// each event it has folded into its pending changes.
+var testHookHandled func(name string)
+
 // Recorder records file changes, in order, all or none: tasks.Service is one.
 type Recorder interface {
 	RecordFileChanges(ctx context.Context, cs []tasks.FileChange) ([]*tasks.Event, error)
@@ -133,7 +140,8 @@ func New(cfg Config) (*Watcher, error) {
 func (w *Watcher) Dir() string { return w.root }
 
 // Run reports changes until ctx ends or Close is called. Changes still waiting for
-// their debounce then are dropped. Errors of the watch are logged, not returned.
+// their debounce then are reported at once, so that none seen is lost. Errors of the
+// watch are logged, not returned.
 func (w *Watcher) Run(ctx context.Context) error {
 	w.mu.Lock()
 	if w.started {
@@ -144,6 +152,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.mu.Unlock()
 	defer close(w.done)
 	defer w.fsw.Close()
+	defer w.flushAll(ctx)
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -157,6 +166,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return nil
 			}
 			w.handle(ev, time.Now())
+			if testHookHandled != nil {
+				testHookHandled(ev.Name)
+			}
 			if !w.pairRename() {
 				return nil
 			}
@@ -165,12 +177,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return nil
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				w.logger.Warn("file events were lost: too many changes at once", "dir", w.root, "err", err)
+				w.logger.Warn("file events were lost: too many changes at once; changes to files already there then are not reported",
+					"dir", w.root, "err", err)
+				w.rescan(time.Now())
 			} else {
 				w.logger.Error("watch files", "dir", w.root, "err", err)
 			}
 		case now := <-timer.C:
-			w.flush(ctx, now)
+			w.flush(ctx, now.Add(w.debounce/2))
 		}
 		if next, ok := w.nextDeadline(); ok {
 			timer.Reset(time.Until(next))
@@ -329,15 +343,14 @@ func (w *Watcher) moved(from, to string, toIgnored bool, now time.Time) {
 	c.from = orig
 }
 
-// flush reports the changes whose deadline has passed, or passes within half a
-// debounce period (so that the many paths of a burst, a checkout say, share a few
-// flushes and transactions instead of taking one each), in the order they were first
-// seen, so a directory comes before the files created in it.
-func (w *Watcher) flush(ctx context.Context, now time.Time) {
-	limit := now.Add(w.debounce / 2)
+// flush reports the changes whose deadline is until or earlier, in the order they
+// were first seen, so a directory comes before the files created in it. Run passes
+// half a debounce period from now, so that the many paths of a burst (a checkout,
+// say) share a few flushes and transactions instead of taking one each.
+func (w *Watcher) flush(ctx context.Context, until time.Time) {
 	var due []string
 	for p, c := range w.pending {
-		if !c.deadline.After(limit) {
+		if !c.deadline.After(until) {
 			due = append(due, p)
 		}
 	}
@@ -381,6 +394,35 @@ func (w *Watcher) outcome(p string, c *change) (tasks.FileChange, bool) {
 		fc.Op = tasks.FileRemove
 	}
 	return fc, true
+}
+
+// flushAll, as Run ends, takes in the events the watch has ready and reports every
+// pending change, whatever its deadline.
+func (w *Watcher) flushAll(ctx context.Context) {
+	for drained := false; !drained; {
+		select {
+		case ev, ok := <-w.fsw.Events:
+			if ok {
+				w.handle(ev, time.Now())
+			} else {
+				drained = true
+			}
+		default:
+			drained = true
+		}
+	}
+	if len(w.pending) == 0 {
+		return
+	}
+	var last time.Time
+	for _, c := range w.pending {
+		if c.deadline.After(last) {
+			last = c.deadline
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
+	defer cancel()
+	w.flush(ctx, last)
 }
 
 func (w *Watcher) nextDeadline() (time.Time, bool) {
@@ -443,6 +485,38 @@ func (w *Watcher) addTree(p string, now time.Time) {
 			w.dirs[r] = true
 		}
 		return nil
+	})
+}
+
+// rescan, after the kernel dropped events (its queue overflowed), forgets the
+// watched directories that are gone and watches those that appeared meanwhile,
+// reporting each, and what is in it, as created. Changes to files in directories
+// watched all along cannot be told from the tree, and are not reported.
+func (w *Watcher) rescan(now time.Time) {
+	for d := range w.dirs {
+		if d == "" {
+			continue
+		}
+		if fi, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(d))); err != nil || !fi.IsDir() {
+			w.forgetDirs(d)
+			_ = w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(d))) // gone with it, most likely
+			w.touch(d, existed, now)
+		}
+	}
+	filepath.WalkDir(w.root, func(name string, d fs.DirEntry, err error) error {
+		if err != nil || name == w.root || !d.IsDir() {
+			return nil
+		}
+		r, ok := w.rel(name)
+		switch {
+		case !ok:
+			return filepath.SkipDir
+		case w.dirs[r]:
+			return nil
+		}
+		w.touch(r, absent, now)
+		w.addIfDir(r, true, now)
+		return filepath.SkipDir // addIfDir watched the tree under it
 	})
 }
 

@@ -294,3 +294,129 @@ func TestIgnored(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchFlushesAtShutdown stops a watch while a change still waits out its
+// debounce: the change is reported all the same, not dropped.
+func TestWatchFlushesAtShutdown(t *testing.T) {
+	dir := t.TempDir()
+	handled := make(chan string, 10)
+	filewatch.SetTestHookHandled(func(name string) { handled <- filepath.Base(name) })
+	defer filewatch.SetTestHookHandled(nil)
+	rec := &recorder{changes: make(chan tasks.FileChange, 10)}
+	w, err := filewatch.New(filewatch.Config{Dir: dir, Recorder: rec, Debounce: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error)
+	go func() { ran <- w.Run(ctx) }()
+	write(t, filepath.Join(dir, "late.txt"), "x")
+	select {
+	case name := <-handled:
+		if name != "late.txt" {
+			t.Fatalf("handled %s first", name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch saw no event within 5s")
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-rec.changes:
+		if c.Op != tasks.FileCreate || c.Path != "late.txt" {
+			t.Fatalf("got %+v, want the create of late.txt", c)
+		}
+	default:
+		t.Fatal("the pending change was dropped when the watch stopped")
+	}
+}
+
+// blockingRecorder holds the watch in its first RecordFileChanges until released,
+// then keeps every change it is given.
+type blockingRecorder struct {
+	blocked, release chan struct{}
+	mu               sync.Mutex
+	seen             map[string]tasks.FileOp
+	changed          chan struct{}
+}
+
+func (r *blockingRecorder) RecordFileChanges(_ context.Context, cs []tasks.FileChange) ([]*tasks.Event, error) {
+	if r.blocked != nil {
+		close(r.blocked)
+		r.blocked = nil
+		<-r.release
+	}
+	r.mu.Lock()
+	for _, c := range cs {
+		r.seen[c.Path] = c.Op
+	}
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+	return make([]*tasks.Event, len(cs)), nil
+}
+
+func (r *blockingRecorder) op(p string) tasks.FileOp {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[p]
+}
+
+// TestWatchRescansAfterOverflow makes the kernel drop events (its queue holds
+// fs.inotify.max_queued_events) while the watch is held up, among them the creation
+// of a directory. After the overflow the watch finds that directory, reports it and
+// what is in it, and watches it from then on.
+func TestWatchRescansAfterOverflow(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skip("no inotify queue limit to read:", err)
+	}
+	var queue int
+	if _, err := fmt.Sscan(string(b), &queue); err != nil || queue > 100_000 {
+		t.Skipf("inotify queue of %q events: too many to overflow in a test", strings.TrimSpace(string(b)))
+	}
+	dir := t.TempDir()
+	rec := &blockingRecorder{blocked: make(chan struct{}), release: make(chan struct{}),
+		seen: map[string]tasks.FileOp{}, changed: make(chan struct{}, 1)}
+	w, err := filewatch.New(filewatch.Config{Dir: dir, Recorder: rec, Debounce: debounce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = w.Run(ctx) })
+	defer func() { cancel(); wg.Wait(); w.Close() }()
+
+	blocked := rec.blocked
+	write(t, filepath.Join(dir, "first"), "x")
+	<-blocked // the watch now waits in the recorder: inotify's queue fills
+	for i := range queue + 1000 {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("f%05d", i)))
+		must(t, err)
+		must(t, f.Close())
+	}
+	must(t, os.MkdirAll(filepath.Join(dir, "late", "deeper"), 0o755))
+	write(t, filepath.Join(dir, "late", "deeper", "in"), "x")
+	close(rec.release)
+
+	waitFor := func(p string, op tasks.FileOp) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for rec.op(p) != op {
+			select {
+			case <-rec.changed:
+			case <-deadline:
+				t.Fatalf("%s of %s not reported within 30s (got %q)", op, p, rec.op(p))
+			}
+		}
+	}
+	waitFor("late", tasks.FileCreate)
+	waitFor("late/deeper/in", tasks.FileCreate)
+	write(t, filepath.Join(dir, "late", "deeper", "after"), "x") // watched now
+	waitFor("late/deeper/after", tasks.FileCreate)
+}
