@@ -4,6 +4,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -31,12 +32,7 @@ func writeLimit(perSecond float64) echo.MiddlewareFunc {
 			if name, ok := Caller(c.Request().Context()); ok {
 				return "token " + name, nil
 			}
-			// The peer's own address: X-Forwarded-For is the client's to forge.
-			host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
-			if err != nil {
-				host = c.Request().RemoteAddr
-			}
-			return "ip " + host, nil
+			return addressKey(c.Request().RemoteAddr), nil
 		},
 		DenyHandler: func(c echo.Context, who string, err error) error {
 			c.Response().Header().Set("Retry-After", retryAfter)
@@ -44,4 +40,25 @@ func writeLimit(perSecond float64) echo.MiddlewareFunc {
 				Message: "too many changes: at most " + strconv.FormatFloat(perSecond, 'g', -1, 64) + " per second (--write-rate); retry after " + retryAfter + "s"}
 		},
 	})
+}
+
+// addressKey is what the write limit counts a caller without a token by: the peer's
+// own address (X-Forwarded-For is the client's to forge), and for IPv6 its /64, which
+// one host usually has whole: each of its addresses would otherwise get a limit, and
+// an entry in the limiter's memory, of its own.
+func addressKey(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return "ip " + host
+	}
+	addr = addr.Unmap()
+	if addr.Is6() {
+		p, _ := addr.WithZone("").Prefix(64) // 64 bits: never an error
+		return "ip " + p.String()
+	}
+	return "ip " + addr.String()
 }
