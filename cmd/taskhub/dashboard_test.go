@@ -472,3 +472,94 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("console: %s", p)
 	}
 }
+
+// TestDashboardTokenDragDelete covers what TestDashboard does not: a server that asks
+// for a token (the page's token dialog, asked again after a wrong one), moving a card
+// by drag and drop, and deleting from the editor, with its confirmation declined, then
+// accepted. The confirmation is the page's call to window.confirm, answered by the
+// test: a native dialog would stop a headless page.
+func TestDashboardTokenDragDelete(t *testing.T) {
+	b := newBrowser(t)
+	const secret = "dashboard-s3cret"
+	base, _ := startServer(t, "--token", secret)
+	authed := func(method, path, body string, want int) []byte {
+		t.Helper()
+		resp, b := send(t, method, base+path, secret, body, nil)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
+		}
+		return b
+	}
+	var made struct{ ID int64 }
+	if err := json.Unmarshal(authed(http.MethodPost, "/api/tasks", `{"title":"Drag me","project":"core"}`, http.StatusCreated), &made); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		var task struct{ Status string }
+		if err := json.Unmarshal(authed(http.MethodGet, fmt.Sprintf("/api/tasks/%d", made.ID), "", http.StatusOK), &task); err != nil {
+			t.Fatal(err)
+		}
+		return task.Status
+	}
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.wait(t, 5*time.Second, "the token dialog", `document.querySelector('#token-dialog').open`)
+	b.do(t, "count the times the page asks", chromedp.Evaluate[chromedp.Void](`window.asks = 0;
+		(d => { const show = d.showModal.bind(d); d.showModal = () => { window.asks++; show(); }; })(document.querySelector('#token-dialog'))`))
+	b.do(t, "give a wrong token",
+		chromedp.SetValue(chromedp.CSS(`#t-token`), "not-the-token"),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
+	b.wait(t, 5*time.Second, "the page to ask again", `window.asks === 1 && document.querySelector('#token-dialog').open`)
+	b.do(t, "give the token",
+		chromedp.SetValue(chromedp.CSS(`#t-token`), secret),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
+	b.wait(t, 5*time.Second, "the board, live", `document.querySelector('#conn').dataset.state === 'live' && `+cardIn(made.ID, "todo"))
+	if got := eval[string](t, b, `sessionStorage.getItem('taskhub.token')`); got != secret {
+		t.Errorf("the tab keeps the token %q, want the one given", got)
+	}
+	// Live through ?access_token: a change made elsewhere shows.
+	authed(http.MethodPatch, fmt.Sprintf("/api/tasks/%d", made.ID), `{"priority":"urgent"}`, http.StatusOK)
+	b.wait(t, 2*time.Second, "the change made elsewhere", card(made.ID)+`.dataset.version === "2"`)
+
+	// Drag the card onto the In progress column.
+	b.do(t, "drag the card to in_progress", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const card = %s, col = document.querySelector('#board [data-column="in_progress"]');
+		const dt = new DataTransfer();
+		const fire = (el, type) => el.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
+		fire(card, 'dragstart');
+		fire(col, 'dragover');
+		fire(col, 'drop');
+		fire(card, 'dragend');
+	})()`, card(made.ID))))
+	b.wait(t, 2*time.Second, "the card in in_progress", cardIn(made.ID, "in_progress"))
+	if got := status(); got != "in_progress" {
+		t.Errorf("after the drop the stored status is %q, want in_progress", got)
+	}
+
+	// Delete from the editor: declined, nothing happens; accepted, the task is gone.
+	b.do(t, "open the editor and decline the delete",
+		chromedp.Evaluate[chromedp.Void](`window.confirm = (m) => { window.asked = m; return false; }`),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-task-id="%d"] [data-action="edit"]`, made.ID))),
+		chromedp.WaitVisible(chromedp.CSS(`#editor`)),
+		chromedp.Click(chromedp.CSS(`#edit-task [data-action="delete"]`)))
+	if asked := eval[string](t, b, `window.asked || ''`); !strings.Contains(asked, "Drag me") {
+		t.Errorf("the confirmation asked %q, want it to name the task", asked)
+	}
+	if !eval[bool](t, b, `document.querySelector('#editor').open && !!`+card(made.ID)) {
+		t.Fatal("a declined delete closed the editor or took the card away")
+	}
+	if got := status(); got != "in_progress" {
+		t.Errorf("after a declined delete the task is %q", got)
+	}
+	b.do(t, "accept the delete",
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+		chromedp.Click(chromedp.CSS(`#edit-task [data-action="delete"]`)))
+	b.wait(t, 2*time.Second, "the card gone and the editor closed", `!`+card(made.ID)+` && !document.querySelector('#editor').open`)
+	authed(http.MethodGet, fmt.Sprintf("/api/tasks/%d", made.ID), "", http.StatusNotFound)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		t.Errorf("console: %s", p)
+	}
+}
