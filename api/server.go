@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -99,10 +100,8 @@ func New(cfg Config) http.Handler {
 	if cfg.Web != nil {
 		web := echo.WrapHandler(cfg.Web)
 		get("/*", func(c echo.Context) error {
-			for _, prefix := range apiPrefixes {
-				if strings.HasPrefix(c.Request().URL.Path, prefix) {
-					return echo.ErrNotFound // answered in the API's JSON shape
-				}
+			if isAPIPath(c.Request().URL.Path) {
+				return echo.ErrNotFound // answered in the API's JSON shape
 			}
 			return web(c)
 		})
@@ -131,6 +130,18 @@ func loopbackHost(next echo.HandlerFunc) echo.HandlerFunc {
 // apiPrefixes are the paths of machine clients, whose unknown paths get a JSON 404
 // rather than the dashboard's.
 var apiPrefixes = []string{"/api/", "/events/", "/mcp/", "/.well-known/"}
+
+// isAPIPath reports whether p is one of apiPrefixes or under one, however a client
+// spelt it: //api/tasks and /API/tasks are a machine client's mistakes too.
+func isAPIPath(p string) bool {
+	p = strings.ToLower(path.Clean("/" + p))
+	for _, prefix := range apiPrefixes {
+		if p+"/" == prefix || strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
+}
 
 // mcpCORS answers the CORS preflight requests of the allowed origins on /mcp and
 // lets them read the answers, the token's challenge and the MCP session id included.

@@ -537,6 +537,12 @@ func TestDashboardRoutes(t *testing.T) {
 		{"/api/nope", "application/json", http.StatusNotFound},
 		{"/events/nope", "application/json", http.StatusNotFound},
 		{"/.well-known/oauth-authorization-server", "application/json", http.StatusNotFound},
+		{"//api/tasks", "application/json", http.StatusNotFound},
+		{"/API/tasks", "application/json", http.StatusNotFound},
+		{"/api", "application/json", http.StatusNotFound},
+		{"/Events/stream", "application/json", http.StatusNotFound},
+		{"/nope", "text/plain", http.StatusNotFound},
+		{"/apiary", "text/plain", http.StatusNotFound},
 	} {
 		resp, err := http.Get(url + tc.path)
 		if err != nil {
