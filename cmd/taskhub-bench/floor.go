@@ -46,7 +46,7 @@ func floorServe(args []string) int {
 	}
 	fl := &floor{subs: map[*floorSub]struct{}{}, tasks: map[int64]*floorTask{}}
 	srv := &http.Server{Handler: fl.routes(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("taskhub listening on http://%s\n", ln.Addr())
+	fmt.Printf("taskhub listening on http://%s\n", ln.Addr()) // the line startServer waits for
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
@@ -61,6 +61,7 @@ func floorServe(args []string) int {
 	return 0
 }
 
+// floor is the floor server's state: its tasks, its log's last seq and its streams.
 type floor struct {
 	mu        sync.Mutex // orders seqs: each event is queued to every subscriber in seq order
 	seq       int64
