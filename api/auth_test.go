@@ -52,17 +52,19 @@ func TestParseTokens(t *testing.T) {
 	}
 }
 
-func TestRevoked(t *testing.T) {
-	parse := func(s string) *api.Tokens {
-		t.Helper()
-		tok, err := api.ParseTokens([]byte(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
+// mustParseTokens parses a tokens file's JSON that the test knows to be good.
+func mustParseTokens(t *testing.T, s string) *api.Tokens {
+	t.Helper()
+	tok, err := api.ParseTokens([]byte(s))
+	if err != nil {
+		t.Fatal(err)
 	}
+	return tok
+}
+
+func TestRevoked(t *testing.T) {
 	zero := strings.Repeat("0", 64)
-	old := parse(`[{"name":"a","sha256":"` + hexA + `","scopes":["read"]},{"name":"b","sha256":"` + zero + `","scopes":["read"]}]`)
+	old := mustParseTokens(t, `[{"name":"a","sha256":"`+hexA+`","scopes":["read"]},{"name":"b","sha256":"`+zero+`","scopes":["read"]}]`)
 	for _, tc := range []struct {
 		name, next string
 		revoked    bool
@@ -72,7 +74,7 @@ func TestRevoked(t *testing.T) {
 		{"lost read", `[{"name":"a","sha256":"` + hexA + `","scopes":["write"]}]`, true},
 		{"new secret", `[{"name":"a","sha256":"` + strings.Repeat("1", 64) + `","scopes":["read"]}]`, true},
 	} {
-		if got := parse(tc.next).Revoked(old, "a"); got != tc.revoked {
+		if got := mustParseTokens(t, tc.next).Revoked(old, "a"); got != tc.revoked {
 			t.Errorf("%s: revoked %v, want %v", tc.name, got, tc.revoked)
 		}
 	}
@@ -157,15 +159,7 @@ func TestTokensWatcher(t *testing.T) {
 // TestStillValid: a stream's request remembers the tokens it was let in with, so a
 // revocation that happens while the stream is being set up is still noticed.
 func TestStillValid(t *testing.T) {
-	parse := func(s string) *api.Tokens {
-		t.Helper()
-		tok, err := api.ParseTokens([]byte(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
-	auth := api.NewAuth(parse(`[{"name":"a","sha256":"` + hexA + `","scopes":["read"]}]`))
+	auth := api.NewAuth(mustParseTokens(t, `[{"name":"a","sha256":"`+hexA+`","scopes":["read"]}]`))
 	contexts := make(chan context.Context, 1)
 	srv := httptest.NewServer(api.New(api.Config{
 		Logger: slog.New(slog.DiscardHandler), Auth: auth,
@@ -181,11 +175,11 @@ func TestStillValid(t *testing.T) {
 	if !auth.StillValid(ctx) {
 		t.Fatal("not valid before any reload")
 	}
-	auth.Swap(parse(`[{"name":"a","sha256":"` + hexA + `","scopes":["read","write"]}]`))
+	auth.Swap(mustParseTokens(t, `[{"name":"a","sha256":"`+hexA+`","scopes":["read","write"]}]`))
 	if !auth.StillValid(ctx) {
 		t.Error("a reload that keeps the token revoked it")
 	}
-	auth.Swap(parse(`[{"name":"a","sha256":"` + strings.Repeat("1", 64) + `","scopes":["read"]}]`))
+	auth.Swap(mustParseTokens(t, `[{"name":"a","sha256":"`+strings.Repeat("1", 64)+`","scopes":["read"]}]`))
 	if auth.StillValid(ctx) {
 		t.Error("a new secret for the name did not revoke the stream's token")
 	}
