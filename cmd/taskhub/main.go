@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"taskhub/tasks/sqlite"
 )
 
 // version is stamped at build time: go build -ldflags "-X main.version=…".
@@ -99,6 +101,20 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	return nil
+}
+
+// openStore opens the database file at path, and returns with it the function that
+// closes it, logging what closing it says.
+func openStore(ctx context.Context, path string, logger *slog.Logger) (*sqlite.DB, func(), error) {
+	store, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, func() {
+		if err := store.Close(); err != nil {
+			logger.Error("close database", "err", err)
+		}
+	}, nil
 }
 
 // newLogger builds the process's logger on stderr.

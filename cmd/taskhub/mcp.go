@@ -15,7 +15,6 @@ import (
 	"taskhub/broadcaster"
 	"taskhub/mcptools"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 )
 
 // mcpStdio is `taskhub mcp`: one MCP client over stdin and stdout, on the same
@@ -41,15 +40,11 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, *dbPath)
+	store, closeStore, err := openStore(ctx, *dbPath, logger)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			logger.Error("close database", "err", err)
-		}
-	}()
+	defer closeStore()
 
 	server := mcptools.New(mcptools.Config{Service: tasks.NewService(store), Logger: logger.With("component", "mcp"), Version: version})
 	// A hub without streams follows the log, for resource subscriptions.

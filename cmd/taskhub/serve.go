@@ -84,15 +84,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	store, err := sqlite.Open(ctx, *dbPath)
+	store, closeStore, err := openStore(ctx, *dbPath, logger)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			logger.Error("close database", "err", err)
-		}
-	}()
+	defer closeStore()
 
 	metrics := api.NewMetrics()
 	var stillValid func(context.Context) bool
