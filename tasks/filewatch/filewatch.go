@@ -206,6 +206,9 @@ func (w *Watcher) Close() error {
 	return err
 }
 
+// abs returns the path on disk of p, a path relative to the root as rel returns it.
+func (w *Watcher) abs(p string) string { return filepath.Join(w.root, filepath.FromSlash(p)) }
+
 // rel returns name relative to the root with forward slashes, and whether it is a
 // path inside the tree that is reported at all.
 func (w *Watcher) rel(name string) (string, bool) {
@@ -378,7 +381,7 @@ func (w *Watcher) flush(ctx context.Context, until time.Time) {
 // outcome decides what a debounced change to p was, from what p was before the window
 // and whether it is there now.
 func (w *Watcher) outcome(p string, c *change) (tasks.FileChange, bool) {
-	_, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(p)))
+	_, err := os.Lstat(w.abs(p))
 	exists := err == nil
 	fc := tasks.FileChange{Dir: w.root, Path: p}
 	switch {
@@ -439,11 +442,11 @@ func (w *Watcher) nextDeadline() (time.Time, bool) {
 // one: links are not followed out of the tree). When report is set, what is already
 // in it is reported as created: it may have been made before the watch was in place.
 func (w *Watcher) addIfDir(p string, report bool, now time.Time) {
-	fi, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(p)))
+	fi, err := os.Lstat(w.abs(p))
 	if err != nil || !fi.IsDir() {
 		return
 	}
-	if err := w.fsw.Add(filepath.Join(w.root, filepath.FromSlash(p))); err != nil {
+	if err := w.fsw.Add(w.abs(p)); err != nil {
 		w.logger.Warn("cannot watch a directory; changes in it are not reported", "dir", w.root, "path", p, "err", err)
 		return
 	}
@@ -458,7 +461,7 @@ func (w *Watcher) addIfDir(p string, report bool, now time.Time) {
 // addTree watches every directory under the watched directory p. With a non-zero
 // now, each entry found is noted as created at now.
 func (w *Watcher) addTree(p string, now time.Time) {
-	start := filepath.Join(w.root, filepath.FromSlash(p))
+	start := w.abs(p)
 	filepath.WalkDir(start, func(name string, d fs.DirEntry, err error) error {
 		if name == start {
 			return nil
@@ -497,9 +500,9 @@ func (w *Watcher) rescan(now time.Time) {
 		if d == "" {
 			continue
 		}
-		if fi, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(d))); err != nil || !fi.IsDir() {
+		if fi, err := os.Lstat(w.abs(d)); err != nil || !fi.IsDir() {
 			w.forgetDirs(d)
-			_ = w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(d))) // gone with it, most likely
+			_ = w.fsw.Remove(w.abs(d)) // gone with it, most likely
 			w.touch(d, existed, now)
 		}
 	}
@@ -531,7 +534,7 @@ func (w *Watcher) forgetDirs(p string) {
 		if d == p || strings.HasPrefix(d, p+"/") {
 			delete(w.dirs, d)
 			if d != p {
-				_ = w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(d)))
+				_ = w.fsw.Remove(w.abs(d))
 			}
 		}
 	}
