@@ -33,12 +33,13 @@ type Log interface {
 	First(ctx context.Context) (int64, error)
 }
 
-// frame is an event encoded once for every subscriber that gets it.
+// frame is an event encoded once for every subscriber that gets it, and for the
+// replay ring.
 type frame struct {
 	seq       int64
-	data      []byte    // for batches
+	ev        Event     // what filters match on; its Data is part of sse
 	sse       []byte    // id, event and data lines, and the blank line that ends the event
-	published time.Time // zero for a frame of a replay
+	published time.Time // zero for a frame read for replay
 }
 
 func newFrame(e *Event) *frame {
@@ -48,9 +49,12 @@ func newFrame(e *Event) *frame {
 	b = append(b, "\nevent: "...)
 	b = append(b, e.Type...)
 	b = append(b, "\ndata: "...)
+	start := len(b)
 	b = append(b, e.Data...)
 	b = append(b, "\n\n"...)
-	return &frame{seq: e.Seq, data: e.Data, sse: b}
+	f := &frame{seq: e.Seq, ev: *e, sse: b}
+	f.ev.Data = b[start : start+len(e.Data) : start+len(e.Data)]
+	return f
 }
 
 // appendBatch appends one batch_update event holding frames, whose id is the last seq.
@@ -62,7 +66,7 @@ func appendBatch(b []byte, frames []*frame) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, f.data...)
+		b = append(b, f.ev.Data...)
 	}
 	return append(b, "]}\n\n"...)
 }

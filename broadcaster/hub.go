@@ -1,16 +1,21 @@
 // Package broadcaster fans the committed events of the log out to Server-Sent-Events
-// subscribers. Events reach it only through the Log, in seq order, read by the Hub's
-// tailer after they commit, so the ordering, the replay of a reconnecting client and
-// the delivery of another process's changes are one path.
+// subscribers. Events reach it only through Publish, called in seq order by whoever
+// follows the log (the tasks.Tailer, in this server), and replay reads the same log,
+// so the ordering, the replay of a reconnecting client and the delivery of another
+// process's changes are one path.
 //
 // Each subscriber has a filter, a bounded queue of pre-encoded events and one writer
 // (the goroutine serving its request), which drains the whole queue into one write and
 // one flush. Publishing never waits for a subscriber: one whose queue is full is
-// disconnected, and loses nothing, since its reconnect replays from its last id.
+// disconnected, and loses nothing, since its reconnect replays from its last id. The
+// most recent events stay encoded in a ring shared by every replaying subscriber, so
+// a reconnect costs about what the live events it missed would have; only older ones
+// are read from the log.
 package broadcaster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -25,7 +30,10 @@ type Config struct {
 	Keepalive    time.Duration // a comment after this much silence; default 15s
 	QueueCap     int           // events queued for one subscriber; default 1024
 	WriteTimeout time.Duration // for one write to a subscriber; default 10s
-	Poll         time.Duration // how often the tailer looks at the log unbidden; default 1s
+	// RingEvents and RingBytes bound the ring of recent events that replay is served
+	// from (both must hold); defaults 8192 and 32 MiB.
+	RingEvents int
+	RingBytes  int
 	// StillValid, if set, is asked once a stream is registered whether the
 	// credentials its request was let in with still hold (see CloseOwned).
 	StillValid func(context.Context) bool
@@ -42,12 +50,13 @@ const (
 	DefaultKeepalive    = 15 * time.Second
 	DefaultQueueCap     = 1024
 	DefaultWriteTimeout = 10 * time.Second
-	DefaultPoll         = time.Second
+	DefaultRingEvents   = 8192
+	DefaultRingBytes    = 32 << 20
 )
 
-// replayPage is how many events replay and the tailer read from the log at once: a
-// bound on memory too, since an event can be some 200 KiB (a task of 64 KiB
-// description, with the old and new description among its changes).
+// replayPage is how many events replay reads from the log at once: a bound on memory
+// too, since an event can be some 200 KiB (a task of 64 KiB description, with the old
+// and new description among its changes).
 const replayPage = 100
 
 // Hub holds the subscribers and publishes the log's events to them.
@@ -58,11 +67,12 @@ type Hub struct {
 	cancel  context.CancelFunc
 	streams sync.WaitGroup // the stream writers, which Run waits for
 
-	mu        sync.RWMutex
-	subs      map[*subscriber]struct{}
-	owned     map[string]int // open or opening streams per owner
-	listeners map[*listener]struct{}
-	stopped   bool
+	mu      sync.RWMutex
+	subs    map[*subscriber]struct{}
+	owned   map[string]int // open or opening streams per owner
+	stopped bool
+
+	ring ring // the recent frames, for replay
 
 	published atomic.Int64
 	sent      atomic.Int64
@@ -83,8 +93,11 @@ func New(cfg Config) *Hub {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
-	if cfg.Poll <= 0 {
-		cfg.Poll = DefaultPoll
+	if cfg.RingEvents <= 0 {
+		cfg.RingEvents = DefaultRingEvents
+	}
+	if cfg.RingBytes <= 0 {
+		cfg.RingBytes = DefaultRingBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -94,93 +107,66 @@ func New(cfg Config) *Hub {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{cfg: cfg, started: time.Now(), ctx: ctx, cancel: cancel, subs: map[*subscriber]struct{}{},
-		owned: map[string]int{}, listeners: map[*listener]struct{}{}}
+		owned: map[string]int{}, ring: newRing(cfg.RingEvents, cfg.RingBytes)}
 }
 
-// Run tails the log from seq from on, publishing each new event, and sends
-// keepalives, until ctx ends; then it ends every stream and returns. from must be read
-// (Log.Last) before any client can change anything, or a change made meanwhile would
-// never be published. A value on wake means the log has grown (a commit in this
-// process, a write by another); without one, the tailer still looks every Poll.
-func (h *Hub) Run(ctx context.Context, from int64, wake <-chan struct{}) {
-	defer h.stop()
-	last := from
+// Prime sets where the log ends before the first Publish, and fills the replay ring
+// with the events up to there that it holds, read from the log: a restarted server
+// serves the reconnects of its old clients from memory too. Call it once, before
+// Publish and before any stream opens.
+func (h *Hub) Prime(ctx context.Context, last int64) error {
 	h.lastSeq.Store(last)
-	poll := time.NewTicker(h.cfg.Poll)
-	defer poll.Stop()
+	after := max(0, last-int64(h.cfg.RingEvents))
+	for after < last {
+		events, err := h.cfg.Log.After(ctx, after, replayPage)
+		if err != nil {
+			return fmt.Errorf("fill the replay ring: %w", err)
+		}
+		for i := range events {
+			if events[i].Seq <= last {
+				h.ring.push(newFrame(&events[i]))
+			}
+		}
+		if len(events) < replayPage {
+			return nil
+		}
+		after = events[len(events)-1].Seq
+	}
+	return nil
+}
+
+// Run sends keepalives until ctx ends; then it ends every stream and returns.
+func (h *Hub) Run(ctx context.Context) {
+	defer h.stop()
 	keepalive := time.NewTicker(max(h.cfg.Keepalive/4, time.Millisecond))
 	defer keepalive.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-wake:
-		case <-poll.C:
 		case now := <-keepalive.C:
 			h.keepalive(now)
-			continue
-		}
-		var err error
-		if last, err = h.tail(ctx, last); err != nil && ctx.Err() == nil {
-			h.cfg.Logger.Error("read the event log", "after_seq", last, "err", err)
-		}
-	}
-}
-
-// tail publishes every event after seq last and returns the new last seq.
-func (h *Hub) tail(ctx context.Context, last int64) (int64, error) {
-	for {
-		events, err := h.cfg.Log.After(ctx, last, replayPage)
-		if err != nil {
-			return last, err
-		}
-		for i := range events {
-			h.Publish(&events[i])
-			last = events[i].Seq
-		}
-		if len(events) < replayPage {
-			return last, nil
 		}
 	}
 }
 
 // Publish hands e to every subscriber whose filter matches, encoded once for all of
-// them. It never waits for a subscriber. Only the tailer calls it, in seq order.
+// them, and keeps it in the replay ring. It never waits for a subscriber. It must be
+// called in seq order, with every event of the log after the seq given to Prime.
 func (h *Hub) Publish(e *Event) {
 	f := newFrame(e)
 	f.published = time.Now()
+	h.ring.push(f)
 	h.mu.RLock()
 	for s := range h.subs {
-		if s.req.Filter.Match(e) {
+		if s.req.Filter.Match(&f.ev) {
 			s.push(f)
 		}
-	}
-	for l := range h.listeners {
-		l.fn(e)
 	}
 	h.mu.RUnlock()
 	h.published.Add(1)
 	h.lastSeq.Store(e.Seq)
-	h.lastTime.Store(time.Now().UnixNano())
-}
-
-// listener is an in-process party told of every published event.
-type listener struct{ fn func(*Event) }
-
-// Listen calls fn with every event the Hub publishes from now on, in seq order, until
-// the returned stop is called. fn runs on the publishing goroutine and must return at
-// once, handing the event off without waiting: Publish never waits for anyone. It lets
-// other parts of the process (MCP resource subscriptions) follow the log.
-func (h *Hub) Listen(fn func(*Event)) (stop func()) {
-	l := &listener{fn: fn}
-	h.mu.Lock()
-	h.listeners[l] = struct{}{}
-	h.mu.Unlock()
-	return func() {
-		h.mu.Lock()
-		delete(h.listeners, l)
-		h.mu.Unlock()
-	}
+	h.lastTime.Store(f.published.UnixNano())
 }
 
 // keepalive wakes every subscriber that has been silent for a keepalive interval, and

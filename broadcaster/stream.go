@@ -241,25 +241,7 @@ func (h *Hub) serveStream(s *subscriber, head []byte) {
 func (st *stream) run() error {
 	s, h := st.s, st.h
 	if s.req.Replay {
-		// Read after the subscriber was added: every event above live is queued for it.
-		live := h.lastSeq.Load()
-		first, err := h.cfg.Log.First(h.ctx)
-		if err != nil {
-			return err
-		}
-		last, err := h.cfg.Log.Last(h.ctx)
-		if err != nil {
-			return err
-		}
-		switch {
-		case s.req.LastEventID < first-1:
-			err = st.reset("history_truncated", live) // what it missed was pruned
-		case s.req.LastEventID > last:
-			err = st.reset("unknown_event_id", live) // an id from another database
-		default:
-			err = st.replay(live)
-		}
-		if err != nil {
+		if err := st.replay(); err != nil {
 			return err
 		}
 	}
@@ -346,18 +328,61 @@ func (st *stream) reset(reason string, live int64) error {
 	return st.write(fmt.Appendf(nil, "id: %d\nevent: reset\ndata: {\"reason\":%q}\n\n", live, reason))
 }
 
-// replay sends the matching events of the log after the client's last id, page by
-// page, each page in one write. Seqs in the log have no holes but where events were
-// pruned, so a first event past the one asked for means pruning raced the check of
-// the log's start: the client is reset, as if it had come a moment later.
-func (st *stream) replay(live int64) error {
-	after := st.s.req.LastEventID
-	for {
-		events, err := st.h.cfg.Log.After(st.h.ctx, after, replayPage)
+// replay sends the matching events after the client's last id: from the ring when it
+// holds them all, else from the log, page by page, each page in one write, until the
+// ring takes over or the log ends. It runs after the subscriber was added, so every
+// event published from then on is queued for it as well, and what replay sent is
+// skipped when the queue is drained: no gap, no duplicate.
+func (st *stream) replay() error {
+	h, id := st.h, st.s.req.LastEventID
+	// Every event above live is queued for the subscriber.
+	live := h.lastSeq.Load()
+	if id > live {
+		// Committed but not published yet, or an id from another database?
+		last, err := h.cfg.Log.Last(h.ctx)
 		if err != nil {
 			return err
 		}
-		if after == st.s.req.LastEventID && len(events) > 0 && events[0].Seq != after+1 {
+		if id > last {
+			return st.reset("unknown_event_id", live)
+		}
+	} else if id < live {
+		// Pruned from the log, the events it missed are gone for every server that
+		// shares the log, whatever the ring of this one still holds.
+		first, err := h.cfg.Log.First(h.ctx)
+		if err != nil {
+			return err
+		}
+		if id < first-1 {
+			return st.reset("history_truncated", live)
+		}
+	}
+	after := id
+	for {
+		frames, ok := h.ring.after(after, st.pending[:0])
+		if ok {
+			// Filtered in place: the matching frames move down the same array.
+			st.pending = frames[:0]
+			for _, f := range frames {
+				if st.s.req.Filter.Match(&f.ev) {
+					st.pending = append(st.pending, f)
+				}
+				after = f.seq
+			}
+			if err := st.flush(); err != nil {
+				return err
+			}
+			st.replayed = after
+			return nil
+		}
+		events, err := h.cfg.Log.After(h.ctx, after, replayPage)
+		if err != nil {
+			return err
+		}
+		// Seqs in the log have no gap but where events were pruned: a first event past
+		// the one asked for means pruning raced the check above, and the client is
+		// reset, as if it had come a moment later.
+		if after == id && len(events) > 0 && events[0].Seq != after+1 {
 			return st.reset("history_truncated", live)
 		}
 		for i := range events {

@@ -103,10 +103,11 @@ func TestClaimByID(t *testing.T) {
 	wantError(t, err, tasks.ENotFound, "")
 
 	// One event, with both changes, attributed to the claimer.
-	events, err := svc.TaskEvents(context.Background(), task.ID)
+	records, err := svc.TaskEvents(context.Background(), task.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	events := decode(t, records)
 	if len(events) != 2 {
 		t.Fatalf("%d events, want 2", len(events))
 	}
@@ -120,7 +121,8 @@ func TestClaimByID(t *testing.T) {
 	if _, err := svc.Update(as("alice"), task.ID, 0, tasks.Update{Status: tasks.Value(tasks.StatusDone), Note: "shipped"}); err != nil {
 		t.Fatal(err)
 	}
-	events, _ = svc.TaskEvents(context.Background(), task.ID)
+	records, _ = svc.TaskEvents(context.Background(), task.ID)
+	events = decode(t, records)
 	if n := events[len(events)-1].Note; n != "shipped" {
 		t.Errorf("note %q", n)
 	}

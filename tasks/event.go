@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 )
 
 // EventType says what happened.
@@ -34,11 +36,12 @@ const (
 // Sources lists every source.
 var Sources = []Source{SourceREST, SourceMCP, SourceFileWatch, SourceSystem}
 
-// Event is one entry of the durable event log. Seq is strictly increasing across the
-// whole log. Task is the task after the change (its last state for task_deleted);
-// Changes maps each changed field to its old and new value (task_updated only); Note is
-// what the actor said about the change, if anything. A file_changed event has no task:
-// File says which file changed and how, where the others have Task.
+// Event is one entry of the durable event log, as the Service builds it and as its
+// JSON reads. Seq is strictly increasing across the whole log. Task is the task after
+// the change (its last state for task_deleted); Changes maps each changed field to its
+// old and new value (task_updated only); Note is what the actor said about the change,
+// if anything. A file_changed event has no task: File says which file changed and how,
+// where the others have Task.
 type Event struct {
 	Seq     int64                         `json:"seq"`
 	Type    EventType                     `json:"type"`
@@ -50,6 +53,73 @@ type Event struct {
 	Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
 	Note    string                        `json:"note,omitempty"`
 	File    *FileChange                   `json:"file,omitempty"`
+
+	before *Task // the task before the change, for Match; nil but for task_updated
+}
+
+// Record is an event as the log keeps and hands it on: its JSON, built once when its
+// change was written, and the values filters match it on. Stores persist both and
+// return them as they are; the stream, replay and every other reader send Data without
+// decoding it.
+type Record struct {
+	Seq    int64
+	Type   EventType
+	TaskID int64 // 0 for an event without a task
+	Source Source
+	Data   json.RawMessage // the event's JSON on one line, seq included
+	Match  Match
+}
+
+// MarshalJSON implements json.Marshaler: a Record is its event's JSON.
+func (r Record) MarshalJSON() ([]byte, error) { return r.Data, nil }
+
+// Match is what filters see of an event's task, besides its id: each value after the
+// change and, where the change altered it, before it, so that a filter on a value
+// also sees the task leave it. An event without a task has none.
+type Match struct {
+	Assignees []string `json:"assignee,omitempty"`
+	Projects  []string `json:"project,omitempty"`
+	Statuses  []string `json:"status,omitempty"`
+	Labels    []string `json:"label,omitempty"`
+}
+
+// Record encodes e, whose Seq the store has set, into the record the log keeps.
+func (e *Event) Record() (Record, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return Record{}, fmt.Errorf("encode event %d: %w", e.Seq, err)
+	}
+	return Record{Seq: e.Seq, Type: e.Type, TaskID: e.TaskID, Source: e.Source, Data: data, Match: matchOf(e.before, e.Task)}, nil
+}
+
+// matchOf lists the filter values of a change from old to t; old is nil for a change
+// that has no before (a create, a delete), t nil for an event without a task.
+func matchOf(old, t *Task) Match {
+	if t == nil {
+		return Match{}
+	}
+	m := Match{
+		Assignees: []string{t.Assignee}, Projects: []string{t.Project}, Statuses: []string{string(t.Status)},
+		Labels: t.Labels,
+	}
+	if old == nil {
+		return m
+	}
+	if old.Assignee != t.Assignee {
+		m.Assignees = append(m.Assignees, old.Assignee)
+	}
+	if old.Project != t.Project {
+		m.Projects = append(m.Projects, old.Project)
+	}
+	if old.Status != t.Status {
+		m.Statuses = append(m.Statuses, string(old.Status))
+	}
+	for _, l := range old.Labels {
+		if !slices.Contains(m.Labels, l) {
+			m.Labels = append(slices.Clip(m.Labels), l)
+		}
+	}
+	return m
 }
 
 // Actor is who makes a change, and through which door.

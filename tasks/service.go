@@ -10,53 +10,15 @@ import (
 	"time"
 )
 
-// Store persists tasks and the event log. Reads see every write that returned before
-// they started.
-type Store interface {
-	// Task returns the task with id, or an ENotFound error.
-	Task(ctx context.Context, id int64) (*Task, error)
-	// Tasks returns up to q.Limit tasks that match q with an id above q.After, by id.
-	Tasks(ctx context.Context, q TaskQuery) ([]*Task, error)
-	// Events returns up to q.Limit events with a seq above q.After, by seq.
-	Events(ctx context.Context, q EventQuery) ([]Event, error)
-	// LastSeq returns the seq of the newest event ever written, 0 when there is none.
-	LastSeq(ctx context.Context) (int64, error)
-	// FirstSeq returns the seq of the oldest event still kept: LastSeq()+1 when old
-	// events were pruned and none is left.
-	FirstSeq(ctx context.Context) (int64, error)
-	// Write runs fn in a write transaction and commits it, unless fn returns an error,
-	// in which case nothing fn wrote is kept. Write returns once the outcome is durable.
-	Write(ctx context.Context, fn func(Tx) error) error
-}
-
-// Tx is the view of a write transaction that the Service works through. Its methods
-// take no context: they run inside a transaction whose lifetime the Store owns.
-type Tx interface {
-	// Task returns the task with id, or an ENotFound error.
-	Task(id int64) (*Task, error)
-	// Missing returns those of ids that are not the id of a task.
-	Missing(ids []int64) ([]int64, error)
-	// Dependencies returns the depends_on list of each of ids that has one.
-	Dependencies(ids []int64) (map[int64][]int64, error)
-	// Dependents returns the ids of the tasks that depend on id, or have it as parent.
-	Dependents(id int64) (dependents, children []int64, err error)
-	// CreateTask inserts t and sets t.ID.
-	CreateTask(t *Task) error
-	// UpdateTask stores t, which was old before the change.
-	UpdateTask(old, t *Task) error
-	// DeleteTask removes the task with id.
-	DeleteTask(id int64) error
-	// AppendEvent adds e to the log and sets e.Seq.
-	AppendEvent(e *Event) error
-	// NextReady returns the ready task that q selects first, or nil when there is
-	// none: a task is ready when it is todo, unassigned and every task it depends on
-	// is done; the first is the one of highest priority (urgent, high, medium, low),
-	// then the oldest, then the lowest id.
-	NextReady(q ReadyQuery) (*Task, error)
-}
-
-// ReadyQuery narrows the tasks Tx.NextReady chooses from; empty fields match all.
+// ReadyQuery selects among the tasks ready for Caller. Both ways of claiming hold to
+// one rule (by id, checked by claimable; the next, chosen by Tx.NextReady): a task is
+// ready for a caller when it is todo, every task it depends on is done, and it is
+// unassigned or assigned to that caller already (put on their list, where nobody else
+// may take it). "Claim next" takes the ready task of highest priority (see
+// Priorities: the later, the higher), then the oldest, then the lowest id. An empty
+// Project or Label matches every task.
 type ReadyQuery struct {
+	Caller  string
 	Project string
 	Label   string
 }
@@ -276,7 +238,7 @@ func (s *Service) change(tx Tx, old *Task, u Update, actor Actor) (*Task, error)
 	}
 	err = tx.AppendEvent(&Event{
 		Type: EventTaskUpdated, TaskID: old.ID, Source: actor.Source, Actor: actor.Name,
-		Time: next.UpdatedAt, Task: next, Changes: changes, Note: u.Note,
+		Time: next.UpdatedAt, Task: next, Changes: changes, Note: u.Note, before: old,
 	})
 	if err != nil {
 		return nil, err
@@ -293,11 +255,10 @@ type ClaimRequest struct {
 }
 
 // Claim assigns a task to the actor of ctx and sets it in_progress, in one write, so
-// that two callers never get the same task. With req.TaskID the task must be todo,
-// unassigned (or the caller's already) and have every dependency done; otherwise the
-// error says why (EConflict). Without it, Claim takes the first ready task by priority,
-// then age (see Tx.NextReady), and returns an ENotFound error when none is ready. A
-// task the caller already holds in_progress is returned as it is.
+// that two callers never get the same task. With req.TaskID the task must be ready
+// for the caller (see Ready); otherwise the error says why (EConflict). Without it,
+// Claim takes the first ready task by priority, then age (see Tx.NextReady), and
+// returns an ENotFound error when none is ready.
 func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 	actor := ActorFrom(ctx)
 	if actor.Name == "" {
@@ -314,8 +275,6 @@ func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 			if old, err = tx.Task(req.TaskID); err != nil {
 				return err
 			}
-			// No "it is yours already": without tokens two agents can share a name,
-			// and only the claim that moves the task out of todo may win.
 			if err := claimable(tx, old, actor.Name); err != nil {
 				return err
 			}
@@ -326,7 +285,7 @@ func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 				return Errorf(EConflict, "label", "task %d has no label %q", old.ID, req.Label)
 			}
 		} else {
-			if old, err = tx.NextReady(ReadyQuery{Project: req.Project, Label: req.Label}); err != nil {
+			if old, err = tx.NextReady(ReadyQuery{Caller: actor.Name, Project: req.Project, Label: req.Label}); err != nil {
 				return err
 			}
 			if old == nil {
@@ -345,8 +304,7 @@ func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 	return t, nil
 }
 
-// claimable checks that t can be claimed by name: todo, not someone else's, and
-// with every dependency done.
+// claimable checks that t is ready for name (see ReadyQuery), and if not says why.
 func claimable(tx Tx, t *Task, name string) error {
 	if t.Assignee != "" && t.Assignee != name {
 		return Errorf(EConflict, "task_id", "task %d is already claimed by %s", t.ID, t.Assignee)
@@ -423,8 +381,8 @@ func (s *Service) Delete(ctx context.Context, id, ifVersion int64) error {
 
 // TaskEvents returns the history of the task with id, oldest first, also after it was
 // deleted. A task that never existed is an ENotFound error.
-func (s *Service) TaskEvents(ctx context.Context, id int64) ([]Event, error) {
-	var all []Event
+func (s *Service) TaskEvents(ctx context.Context, id int64) ([]Record, error) {
+	var all []Record
 	q := EventQuery{TaskID: id, Limit: MaxEventsLimit}
 	for {
 		events, err := s.store.Events(ctx, q)
@@ -445,33 +403,21 @@ func (s *Service) TaskEvents(ctx context.Context, id int64) ([]Event, error) {
 
 // Events returns up to limit events (1 to MaxEventsLimit) after seq after, and the seq
 // to pass as after next time: the last returned, or where the log ends.
-func (s *Service) Events(ctx context.Context, after int64, limit int) ([]Event, int64, error) {
+func (s *Service) Events(ctx context.Context, after int64, limit int) ([]Record, int64, error) {
 	return s.EventsFor(ctx, EventQuery{After: after, Limit: limit})
 }
 
 // EventsFor is Events narrowed by the filters of q (its After and Limit are those
 // of Events), each checked like the arguments of Events.
-func (s *Service) EventsFor(ctx context.Context, q EventQuery) ([]Event, int64, error) {
-	after, limit := q.After, q.Limit
-	switch {
-	case q.TaskID < 0:
-		return nil, 0, Errorf(EInvalid, "task_id", "task_id must be positive, got %d", q.TaskID)
-	case after < 0:
-		return nil, 0, Errorf(EInvalid, "after", "after must not be negative")
-	case limit < 1 || limit > MaxEventsLimit:
-		return nil, 0, Errorf(EInvalid, "limit", "limit must be 1 to %d, got %d", MaxEventsLimit, limit)
-	case len(q.Project) > MaxProject:
-		return nil, 0, Errorf(EInvalid, "project", "project must be at most %d characters", MaxProject)
+func (s *Service) EventsFor(ctx context.Context, q EventQuery) ([]Record, int64, error) {
+	if err := q.check(); err != nil {
+		return nil, 0, err
 	}
-	for _, t := range q.Types {
-		if !slices.Contains(EventTypes, t) {
-			return nil, 0, Errorf(EInvalid, "types", "types must be among %s, got %q", join(EventTypes), t)
-		}
-	}
-	for _, src := range q.Sources {
-		if !slices.Contains(Sources, src) {
-			return nil, 0, Errorf(EInvalid, "source", "source must be among %s, got %q", join(Sources), src)
-		}
+	// Where the log ends is read first: an event committed after it is above it, so
+	// a caller that goes on from there, having got no events, cannot step over one.
+	last, err := s.store.LastSeq(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list events: %w", err)
 	}
 	events, err := s.store.Events(ctx, q)
 	if err != nil {
@@ -480,11 +426,32 @@ func (s *Service) EventsFor(ctx context.Context, q EventQuery) ([]Event, int64, 
 	if len(events) > 0 {
 		return events, events[len(events)-1].Seq, nil
 	}
-	last, err := s.store.LastSeq(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list events: %w", err)
+	return []Record{}, last, nil
+}
+
+// check checks the arguments of an events query.
+func (q EventQuery) check() error {
+	switch {
+	case q.TaskID < 0:
+		return Errorf(EInvalid, "task_id", "task_id must be positive, got %d", q.TaskID)
+	case q.After < 0:
+		return Errorf(EInvalid, "after", "after must not be negative")
+	case q.Limit < 1 || q.Limit > MaxEventsLimit:
+		return Errorf(EInvalid, "limit", "limit must be 1 to %d, got %d", MaxEventsLimit, q.Limit)
+	case len(q.Project) > MaxProject:
+		return Errorf(EInvalid, "project", "project must be at most %d characters", MaxProject)
 	}
-	return []Event{}, min(after, last), nil
+	for _, t := range q.Types {
+		if !slices.Contains(EventTypes, t) {
+			return Errorf(EInvalid, "types", "types must be among %s, got %q", join(EventTypes), t)
+		}
+	}
+	for _, src := range q.Sources {
+		if !slices.Contains(Sources, src) {
+			return Errorf(EInvalid, "source", "source must be among %s, got %q", join(Sources), src)
+		}
+	}
+	return nil
 }
 
 func checkVersion(t *Task, ifVersion int64) error {

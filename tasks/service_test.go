@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -66,9 +67,25 @@ func wantError(t *testing.T, err error, code, field string) {
 
 func allEvents(t *testing.T, svc *tasks.Service) []tasks.Event {
 	t.Helper()
-	events, _, err := svc.Events(context.Background(), 0, tasks.MaxEventsLimit)
+	records, _, err := svc.Events(context.Background(), 0, tasks.MaxEventsLimit)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return decode(t, records)
+}
+
+// decode reads records back into events, checking that each record's fields agree
+// with its JSON.
+func decode(t *testing.T, records []tasks.Record) []tasks.Event {
+	t.Helper()
+	events := make([]tasks.Event, len(records))
+	for i, r := range records {
+		if err := json.Unmarshal(r.Data, &events[i]); err != nil {
+			t.Fatalf("event %d: %v in %s", r.Seq, err, r.Data)
+		}
+		if e := events[i]; e.Seq != r.Seq || e.Type != r.Type || e.TaskID != r.TaskID || e.Source != r.Source {
+			t.Fatalf("record %d/%s/%d/%s disagrees with its JSON %s", r.Seq, r.Type, r.TaskID, r.Source, r.Data)
+		}
 	}
 	return events
 }
@@ -248,10 +265,11 @@ func TestDeleteRefusesReferencedTasks(t *testing.T) {
 		t.Errorf("a is free once b is gone: %v", err)
 	}
 	wantError(t, svc.Delete(ctx, a.ID, 0), tasks.ENotFound, "")
-	history, err := svc.TaskEvents(ctx, a.ID)
+	records, err := svc.TaskEvents(ctx, a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	history := decode(t, records)
 	if got := []tasks.EventType{history[0].Type, history[len(history)-1].Type}; got[0] != tasks.EventTaskCreated || got[1] != tasks.EventTaskDeleted {
 		t.Errorf("history of a deleted task: %v", got)
 	}

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 
-	"taskhub/api"
-	"taskhub/broadcaster"
 	"taskhub/mcptools"
 	"taskhub/tasks"
 )
@@ -47,21 +45,14 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	defer closeStore()
 
 	server := mcptools.New(mcptools.Config{Service: tasks.NewService(store), Logger: logger.With("component", "mcp"), Version: version})
-	// A hub without streams follows the log, for resource subscriptions.
-	hub := broadcaster.New(broadcaster.Config{Log: api.EventLog{Store: store}, Logger: logger.With("component", "broadcaster")})
-	defer hub.Listen(func(e *broadcaster.Event) {
-		if e.TaskID != 0 {
-			server.TaskChanged(e.TaskID)
-		}
-	})()
-	from, err := store.LastSeq(ctx)
-	if err != nil {
-		return err
-	}
+	// A tailer follows the log, for resource subscriptions: no hub, since stdio has
+	// no event streams.
 	bgCtx, stop := context.WithCancel(context.Background())
 	var background sync.WaitGroup
-	background.Go(func() { hub.Run(bgCtx, from, store.Committed()) })
 	defer func() { stop(); background.Wait() }()
+	if _, err := followLog(bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer")); err != nil {
+		return err
+	}
 
 	err = server.ServeStdio(ctx, stdin, stdout)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {

@@ -18,7 +18,6 @@ import (
 	"taskhub/broadcaster"
 	"taskhub/mcptools"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 	"taskhub/web"
 )
 
@@ -96,7 +95,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stillValid = auth.StillValid
 	}
 	hub := broadcaster.New(broadcaster.Config{
-		Log:        api.EventLog{Store: store},
+		Log:        hubLog{store},
 		Vocabulary: api.StreamVocabulary(),
 		Logger:     logger.With("component", "broadcaster"),
 		Keepalive:  *keepalive,
@@ -107,18 +106,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		StillValid:         stillValid,
 	})
 	metrics.WatchHub(hub.Stats)
-	from, err := store.LastSeq(ctx) // before anyone can connect: see Hub.Run
-	if err != nil {
-		return err
-	}
 	// The background loops stop, and are waited for, before the store closes.
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var background sync.WaitGroup
-	background.Go(func() { hub.Run(bgCtx, from, store.Committed()) })
+	defer func() { stopBackground(); background.Wait() }()
 	if *retention > 0 {
 		background.Go(func() { prune(bgCtx, store, *retention, logger.With("component", "retention")) })
 	}
-	defer func() { stopBackground(); background.Wait() }()
 	service := tasks.NewService(store)
 	mcpServer := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version, Caller: api.Caller})
 	if *tokensFile != "" {
@@ -135,14 +129,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		background.Go(func() { watcher.Run(bgCtx) })
 	}
 
+	// Before anything can change the log: every change from here on reaches the hub.
+	if _, err := followLog(bgCtx, &background, store, hub, mcpServer.TaskChanged, logger.With("component", "tailer")); err != nil {
+		return err
+	}
 	if err := startWatchers(bgCtx, &background, watchDirs, service, logger.With("component", "watch")); err != nil {
 		return err
 	}
-	defer hub.Listen(func(e *broadcaster.Event) {
-		if e.TaskID != 0 {
-			mcpServer.TaskChanged(e.TaskID)
-		}
-	})()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -197,7 +190,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // prune deletes the events older than retention now and then, until ctx ends.
-func prune(ctx context.Context, store *sqlite.DB, retention time.Duration, logger *slog.Logger) {
+func prune(ctx context.Context, store tasks.Store, retention time.Duration, logger *slog.Logger) {
 	every := min(max(retention/10, 100*time.Millisecond), 10*time.Minute)
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()

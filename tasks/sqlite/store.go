@@ -214,8 +214,8 @@ func jsonArg(v any) string {
 }
 
 // Events implements tasks.Store.
-func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Event, error) {
-	query := "SELECT seq, type, task_id, source, actor, time, body FROM events WHERE seq > ?"
+func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Record, error) {
+	query := "SELECT seq, type, task_id, source, data, match FROM events WHERE seq > ?"
 	args := []any{q.After}
 	if q.TaskID != 0 {
 		query += " AND task_id = ?"
@@ -230,7 +230,7 @@ func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Event, er
 		args = append(args, jsonArg(q.Sources))
 	}
 	if q.Project != "" {
-		query += " AND json_extract(body, '$.task.project') = ?"
+		query += " AND json_extract(data, '$.task.project') = ?"
 		args = append(args, q.Project)
 	}
 	query += " ORDER BY seq LIMIT ?"
@@ -240,29 +240,27 @@ func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Event, er
 		return nil, fmt.Errorf("query events: %w", err)
 	}
 	defer rows.Close()
-	events := []tasks.Event{}
+	records := []tasks.Record{}
 	for rows.Next() {
 		var (
-			e        tasks.Event
-			taskID   sql.NullInt64
-			at, body string
+			r      tasks.Record
+			taskID sql.NullInt64
+			data   []byte
+			match  []byte
 		)
-		if err := rows.Scan(&e.Seq, &e.Type, &taskID, &e.Source, &e.Actor, &at, &body); err != nil {
+		if err := rows.Scan(&r.Seq, &r.Type, &taskID, &r.Source, &data, &match); err != nil {
 			return nil, fmt.Errorf("query events: %w", mapError(err))
 		}
-		if err := json.Unmarshal([]byte(body), &e); err != nil {
-			return nil, fmt.Errorf("event %d body: %w", e.Seq, err)
+		if err := json.Unmarshal(match, &r.Match); err != nil {
+			return nil, fmt.Errorf("event %d match: %w", r.Seq, err)
 		}
-		e.TaskID = taskID.Int64
-		if e.Time, err = parseTime(at); err != nil {
-			return nil, err
-		}
-		events = append(events, e)
+		r.TaskID, r.Data = taskID.Int64, data
+		records = append(records, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query events: %w", mapError(err))
 	}
-	return events, nil
+	return records, nil
 }
 
 // LastSeq implements tasks.Store.
@@ -459,27 +457,31 @@ func (w *writeTx) DeleteTask(id int64) error {
 	return nil
 }
 
+// AppendEvent implements tasks.Tx. The next seq is read inside the transaction,
+// which holds the database's write lock from BEGIN IMMEDIATE on: no other writer, in
+// this process or another, can take the same seq or commit a higher one first.
 func (w *writeTx) AppendEvent(e *tasks.Event) error {
-	body, err := json.Marshal(struct {
-		Task    *tasks.Task                   `json:"task,omitempty"`
-		Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
-		Note    string                        `json:"note,omitempty"`
-		File    *tasks.FileChange             `json:"file,omitempty"`
-	}{e.Task, e.Changes, e.Note, e.File})
+	var last int64
+	if err := w.queryRow("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'").Scan(&last); err != nil {
+		return fmt.Errorf("append event: %w", mapError(err))
+	}
+	e.Seq = last + 1
+	r, err := e.Record()
 	if err != nil {
-		return fmt.Errorf("encode event: %w", err)
+		return fmt.Errorf("append event: %w", err)
+	}
+	match, err := json.Marshal(r.Match)
+	if err != nil {
+		return fmt.Errorf("append event %d: %w", e.Seq, err)
 	}
 	var taskID any
 	if e.TaskID != 0 {
 		taskID = e.TaskID
 	}
-	res, err := w.exec("INSERT INTO events (type, task_id, source, actor, time, body) VALUES (?, ?, ?, ?, ?, ?)",
-		e.Type, taskID, e.Source, e.Actor, e.Time.String(), string(body))
+	_, err = w.exec("INSERT INTO events (seq, type, task_id, source, actor, time, data, match) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		e.Seq, e.Type, taskID, e.Source, e.Actor, e.Time.String(), string(r.Data), string(match))
 	if err != nil {
-		return fmt.Errorf("append event: %w", err)
-	}
-	if e.Seq, err = res.LastInsertId(); err != nil {
-		return fmt.Errorf("append event: %w", err)
+		return fmt.Errorf("append event %d: %w", e.Seq, err)
 	}
 	return nil
 }
@@ -487,13 +489,12 @@ func (w *writeTx) AppendEvent(e *tasks.Event) error {
 // NextReady implements tasks.Tx. It runs inside the writer's transaction, so the task
 // it picks cannot be taken by another write before the caller's update of it.
 func (w *writeTx) NextReady(q tasks.ReadyQuery) (*tasks.Task, error) {
-	where := []string{"t.status = 'todo'", "t.assignee = ''",
+	where := []string{"t.status = 'todo'", "t.assignee IN ('', ?)",
 		`NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
 			WHERE d.task_id = t.id AND u.status <> 'done')`}
-	where, args := inProjectWithLabel(where, nil, q.Project, q.Label)
+	where, args := inProjectWithLabel(where, []any{q.Caller}, q.Project, q.Label)
 	t, err := scanTask(w.queryRow("SELECT "+taskColumns+" FROM tasks t WHERE "+strings.Join(where, " AND ")+
-		` ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
-		t.created_at, t.id LIMIT 1`, args...))
+		" ORDER BY "+priorityOrder+" DESC, t.created_at, t.id LIMIT 1", args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -502,6 +503,17 @@ func (w *writeTx) NextReady(q tasks.ReadyQuery) (*tasks.Task, error) {
 	}
 	return t, nil
 }
+
+// priorityOrder ranks t.priority by its place in tasks.Priorities, lowest first.
+var priorityOrder = func() string {
+	var b strings.Builder
+	b.WriteString("CASE t.priority")
+	for i, p := range tasks.Priorities {
+		fmt.Fprintf(&b, " WHEN '%s' THEN %d", p, i)
+	}
+	b.WriteString(" END")
+	return b.String()
+}()
 
 // isBusy reports whether err is SQLite's SQLITE_BUSY, of any extended kind.
 func isBusy(err error) bool {
