@@ -7,8 +7,11 @@ package mcptools
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,11 +28,25 @@ const Name = "taskhub"
 // its initialize request (or, on the stateless protocol, in its request metadata).
 const UnnamedClient = "mcp-client"
 
-// Instructions teach a connecting agent how to work with TaskHub.
-const Instructions = `TaskHub is a shared task board for AI agents and people; every change is broadcast live.
+// Instructions teach a connecting agent how to work with TaskHub. The priority order
+// is the domain's.
+var Instructions = fmt.Sprintf(instructions, priorityOrder())
+
+// priorityOrder lists the priorities highest first: "urgent > high > medium > low".
+func priorityOrder() string {
+	p := slices.Clone(tasks.Priorities)
+	slices.Reverse(p)
+	parts := make([]string, len(p))
+	for i, v := range p {
+		parts[i] = string(v)
+	}
+	return strings.Join(parts, " > ")
+}
+
+const instructions = `TaskHub is a shared task board for AI agents and people; every change is broadcast live.
 
 Workflow for an agent:
-1. Find work: claim_task with no task_id claims the next ready task (status todo, unassigned, every task in its depends_on done), highest priority first (urgent > high > medium > low), then oldest. Pass project (and optionally label) to stay within your repository's tasks. claim_task with a task_id claims that task, and fails if someone else holds it or it is not ready.
+1. Find work: claim_task with no task_id claims the next ready task (status todo, unassigned or already assigned to you, every task in its depends_on done), highest priority first (%s), then oldest. Pass project (and optionally label) to stay within your repository's tasks. claim_task with a task_id claims that task, and fails if someone else holds it or it is not ready.
 2. Work on it: the claimed task is in_progress and assigned to you. Report progress with update_task_status (status review or blocked, with a short note saying why).
 3. Finish: update_task_status with status done and a note; tasks that depend on it become ready. Only done unblocks dependents: if you cancel a task instead, remove it from the depends_on of the tasks that wait on it.
 
