@@ -290,9 +290,9 @@ func (st *stream) run() error {
 				// The scheduled flush takes these too.
 			case s.req.Batch > 0 && len(st.pending) > 0:
 				schedule(s.req.Batch)
-			case len(st.pending) > 0 && time.Since(time.Unix(0, s.lastWrite.Load())) < st.gap():
-				// Written to a moment ago: let what comes in the rest of the gap share
-				// the next write.
+			case len(st.pending) > 0 && st.lastFlushed > 0 && time.Since(time.Unix(0, s.lastWrite.Load())) < st.gap():
+				// Events were written a moment ago: let what comes in the rest of the gap
+				// share the next write.
 				schedule(st.gap() - time.Since(time.Unix(0, s.lastWrite.Load())))
 			default:
 				if err := st.flush(); err != nil {
@@ -304,7 +304,8 @@ func (st *stream) run() error {
 }
 
 // The least time between two writes of events to one subscriber is minFlushGap for
-// each event the last write carried, up to maxFlushGap. A quiet stream is written to
+// each event the last write carried, up to maxFlushGap (none after a write without
+// events: the stream's head, a keepalive). A quiet stream is written to
 // at once; a busy one gathers what comes within the gap into one write, which costs
 // the kernel far less than a write per event. So a stream of up to one event
 // per minFlushGap is written each event as it comes, and a busier one gets bigger
