@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -73,6 +74,12 @@ type Hub struct {
 	stopped bool
 
 	ring ring // the recent frames, for replay
+	// hangups watches the streams' sockets, from the first one on, where the system
+	// can tell of a hang-up (hangupsDone is closed when its goroutine has returned);
+	// noHangups says it cannot.
+	hangups     *hangups
+	hangupsDone chan struct{}
+	noHangups   bool
 
 	published atomic.Int64
 	sent      atomic.Int64
@@ -169,15 +176,16 @@ func (h *Hub) Publish(e *Event) {
 	h.lastTime.Store(f.published.UnixNano())
 }
 
-// keepalive wakes every subscriber that has been silent for a keepalive interval, and
-// every one whose client has gone, so that its stream ends now.
+// keepalive wakes every subscriber that has been silent for a keepalive interval,
+// and, where nothing tells of hang-ups, every one whose client has gone, so that its
+// stream ends now.
 func (h *Hub) keepalive(now time.Time) {
 	due := now.Add(-h.cfg.Keepalive).UnixNano()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for s := range h.subs {
 		switch {
-		case peerGone(s.conn):
+		case h.hangups == nil && peerGone(s.conn):
 			s.peerGone.Store(true)
 			s.signal()
 		case s.lastWrite.Load() <= due:
@@ -218,6 +226,9 @@ func (h *Hub) stop() {
 	}
 	h.mu.Unlock()
 	h.streams.Wait()
+	if h.hangups != nil { // no stream is left to add or remove itself
+		h.hangups.stop(h.hangupsDone)
+	}
 }
 
 // add registers s and counts its writer in streams, unless the hub has stopped.
@@ -229,12 +240,34 @@ func (h *Hub) add(s *subscriber) bool {
 	}
 	h.subs[s] = struct{}{}
 	h.streams.Add(1)
+	if _, ok := s.conn.(syscall.Conn); ok && h.hangups == nil && !h.noHangups {
+		h.startHangups()
+	}
+	if h.hangups != nil {
+		h.hangups.add(s)
+	}
 	return true
 }
 
+// startHangups starts watching for hang-ups; stop ends it. h.mu is held.
+func (h *Hub) startHangups() {
+	w, err := newHangups()
+	if err != nil {
+		h.noHangups = true
+		h.cfg.Logger.Debug("a client that leaves is noticed by the keepalive's check", "reason", err)
+		return
+	}
+	h.hangups, h.hangupsDone = w, make(chan struct{})
+	go func() { defer close(h.hangupsDone); w.run() }()
+}
+
+// remove unregisters s; it comes before s's connection closes.
 func (h *Hub) remove(s *subscriber) {
 	h.mu.Lock()
 	delete(h.subs, s)
+	if h.hangups != nil {
+		h.hangups.remove(s)
+	}
 	h.mu.Unlock()
 	h.release(s.owner)
 }

@@ -24,6 +24,8 @@ type subscriber struct {
 	req         StreamRequest
 	queueCap    int
 	conn        net.Conn // the client's connection, taken over from net/http
+	hangupToken int32    // its registration with the Hub's hangups, 0 for none
+	hangupFD    int
 
 	mu       sync.Mutex
 	queue    []*frame
