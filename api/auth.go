@@ -205,18 +205,18 @@ func (a *Auth) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		stream := r.Method == http.MethodGet && r.URL.Path == "/events/stream"
+		ch := challenge{scope: scope, stream: stream}
 		secret, err := bearer(r, stream)
 		if err != nil {
-			return unauthorized(c, "", err.Error())
+			return ch.unauthorized(c, "", err.Error())
 		}
 		set := a.tokens.Load()
 		p, ok := set.find(secret)
 		if !ok {
-			return unauthorized(c, "invalid_token", "the token is not valid (revoked, mistyped, or for another server)")
+			return ch.unauthorized(c, "invalid_token", "the token is not valid (revoked, mistyped, or for another server)")
 		}
 		if !slices.Contains(p.scopes, scope) {
-			return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
-				Message: fmt.Sprintf("%s %s needs the %s scope; token %q has %s", r.Method, r.URL.Path, scope, p.name, strings.Join(p.scopes, ", "))}
+			return ch.forbidden(c, p, r)
 		}
 		ctx := context.WithValue(r.Context(), callerKey{}, p.name)
 		if stream {
@@ -248,36 +248,85 @@ func (a *Auth) StillValid(ctx context.Context) bool {
 	return now == in.set || !now.Revoked(in.set, in.name)
 }
 
-// bearer returns the token a request carries.
+// bearer returns the token a request carries, or why it carries none that can be
+// read.
 func bearer(r *http.Request, queryAllowed bool) (string, error) {
 	q := r.URL.Query()
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, _ := strings.Cut(strings.TrimSpace(h), " ")
 		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			return "", fmt.Errorf("the Authorization header must be \"Bearer <token>\"")
+			return "", fmt.Errorf("the Authorization header is not the word Bearer, a space and the token")
 		}
 		return strings.TrimSpace(token), nil
 	}
 	if q.Has("access_token") {
 		if !queryAllowed {
-			return "", fmt.Errorf("?access_token= is taken only by GET /events/stream; send the header Authorization: Bearer <token>")
+			return "", fmt.Errorf("?access_token= is taken only by GET /events/stream")
 		}
 		if t := q.Get("access_token"); t != "" {
 			return t, nil
 		}
 	}
-	if queryAllowed {
-		return "", fmt.Errorf("this server needs a token: send Authorization: Bearer <token>, or ?access_token=<token>")
-	}
-	return "", fmt.Errorf("this server needs a token: send Authorization: Bearer <token>")
+	return "", fmt.Errorf("this server needs a token")
 }
 
-// unauthorized is a 401 with the challenge RFC 6750 asks for.
-func unauthorized(c echo.Context, errCode, message string) error {
-	challenge := `Bearer realm="taskhub"`
-	if errCode != "" {
-		challenge += `, error="` + errCode + `"`
+// challenge is what a 401 or 403 tells the client about the request it refuses
+// (RFC 6750 §3).
+type challenge struct {
+	scope  string // the one the request needs
+	stream bool   // GET /events/stream, which also takes ?access_token=
+}
+
+// howToSend is the part of a 401 that tells a person how to send a token.
+func (ch challenge) howToSend() string {
+	how := "send Authorization: Bearer <token>"
+	if ch.stream {
+		how += ", or ?access_token=<token>"
 	}
-	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
+	return how
+}
+
+// header is the WWW-Authenticate challenge with the given error and description.
+func (ch challenge) header(errCode, description string, extra ...string) string {
+	params := []string{`realm="taskhub"`}
+	if errCode != "" {
+		params = append(params, `error="`+errCode+`"`)
+	}
+	params = append(params, extra...)
+	params = append(params, `error_description="`+quotable(description)+`"`)
+	return "Bearer " + strings.Join(params, ", ")
+}
+
+// unauthorized is a 401 whose message and error_description say why, and how to send
+// a token.
+func (ch challenge) unauthorized(c echo.Context, errCode, reason string) error {
+	message := reason + "; " + ch.howToSend()
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, ch.header(errCode, message))
 	return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: message}
+}
+
+// forbidden is the 403 of a token p that lacks the scope the request needs
+// (insufficient_scope, RFC 6750 §3.1).
+func (ch challenge) forbidden(c echo.Context, p principal, r *http.Request) error {
+	has := "none"
+	if len(p.scopes) > 0 {
+		has = strings.Join(p.scopes, ", ")
+	}
+	message := fmt.Sprintf("%s %s needs the %s scope; token %q has %s", r.Method, r.URL.Path, ch.scope, p.name, has)
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, ch.header("insufficient_scope", message, `scope="`+ch.scope+`"`))
+	return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: message}
+}
+
+// quotable makes s fit an auth-param's quoted string as RFC 6750 §3 allows for
+// error_description: printable ASCII without " and \.
+func quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\' || r < 0x20 || r > 0x7e:
+			return '?'
+		}
+		return r
+	}, s)
 }
