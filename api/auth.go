@@ -137,14 +137,15 @@ func (t *Tokens) byName(name string) (principal, bool) {
 }
 
 // Revoked reports whether a stream opened by name under old must end under t: the name
-// is gone, its secret changed, or it lost the read scope.
+// is gone, its secret changed, or it lost the read scope. A name that is not a token
+// of old, such as an OAuth access token's actor, was not revoked by the change.
 func (t *Tokens) Revoked(old *Tokens, name string) bool {
-	now, ok := t.byName(name)
-	if !ok || !slices.Contains(now.scopes, ScopeRead) {
-		return true
-	}
 	before, ok := old.byName(name)
-	return !ok || before.digest != now.digest
+	if !ok {
+		return false
+	}
+	now, ok := t.byName(name)
+	return !ok || !slices.Contains(now.scopes, ScopeRead) || before.digest != now.digest
 }
 
 // Auth checks requests against the current set of tokens, which Swap replaces while
@@ -193,38 +194,55 @@ func requiredScope(method, path string) (string, bool) {
 	return "", false
 }
 
-// middleware authenticates every request to a protected path: Authorization: Bearer,
-// or ?access_token= on GET /events/stream alone (an EventSource cannot set headers).
-// The token's name goes into the request's context (Caller) and, for the stream,
+// authenticate checks every request to a protected path: Authorization: Bearer, or
+// ?access_token= on GET /events/stream alone (an EventSource cannot set headers). The
+// token is one of a's (nil: none), else, with oauth on, an access token of its
+// issuer. Its name goes into the request's context (Caller) and, for the stream,
 // becomes the stream's owner.
-func (a *Auth) middleware(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		scope, protected := requiredScope(r.Method, r.URL.Path)
-		if !protected {
+func authenticate(a *Auth, oauth *OAuth) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			scope, protected := requiredScope(r.Method, r.URL.Path)
+			if !protected {
+				return next(c)
+			}
+			stream := r.Method == http.MethodGet && r.URL.Path == "/events/stream"
+			ch := challenge{oauth: oauth, tokens: a != nil, path: r.URL.Path, scope: scope, stream: stream}
+			secret, err := bearer(r, stream)
+			if err != nil {
+				return ch.unauthorized(c, "", err.Error())
+			}
+			var set *Tokens
+			var p principal
+			found := false
+			if a != nil {
+				set = a.tokens.Load()
+				p, found = set.find(secret)
+			}
+			static := found
+			if !found && oauth != nil && strings.Count(secret, ".") == 2 {
+				if p, err = oauth.verify(r.Context(), secret); err != nil {
+					return ch.unauthorized(c, "invalid_token", err.Error())
+				}
+				found = true
+			}
+			if !found {
+				return ch.unauthorized(c, "invalid_token", "the token is not valid (revoked, mistyped, or for another server)")
+			}
+			if !slices.Contains(p.scopes, scope) {
+				return ch.forbidden(c, p, r)
+			}
+			ctx := context.WithValue(r.Context(), callerKey{}, p.name)
+			if stream {
+				ctx = broadcaster.WithOwner(ctx, p.name)
+				if static {
+					ctx = context.WithValue(ctx, letInKey{}, letIn{set, p.name})
+				}
+			}
+			c.SetRequest(r.WithContext(ctx))
 			return next(c)
 		}
-		stream := r.Method == http.MethodGet && r.URL.Path == "/events/stream"
-		ch := challenge{scope: scope, stream: stream}
-		secret, err := bearer(r, stream)
-		if err != nil {
-			return ch.unauthorized(c, "", err.Error())
-		}
-		set := a.tokens.Load()
-		p, ok := set.find(secret)
-		if !ok {
-			return ch.unauthorized(c, "invalid_token", "the token is not valid (revoked, mistyped, or for another server)")
-		}
-		if !slices.Contains(p.scopes, scope) {
-			return ch.forbidden(c, p, r)
-		}
-		ctx := context.WithValue(r.Context(), callerKey{}, p.name)
-		if stream {
-			ctx = broadcaster.WithOwner(ctx, p.name)
-			ctx = context.WithValue(ctx, letInKey{}, letIn{set, p.name})
-		}
-		c.SetRequest(r.WithContext(ctx))
-		return next(c)
 	}
 }
 
@@ -271,8 +289,11 @@ func bearer(r *http.Request, queryAllowed bool) (string, error) {
 }
 
 // challenge is what a 401 or 403 tells the client about the request it refuses
-// (RFC 6750 §3).
+// (RFC 6750 §3, and RFC 9728 §5.1 with OAuth on).
 type challenge struct {
+	oauth  *OAuth
+	tokens bool // the server has tokens of its own
+	path   string
 	scope  string // the one the request needs
 	stream bool   // GET /events/stream, which also takes ?access_token=
 }
@@ -283,12 +304,21 @@ func (ch challenge) howToSend() string {
 	if ch.stream {
 		how += ", or ?access_token=<token>"
 	}
+	switch {
+	case ch.oauth != nil && ch.tokens:
+		how += ", with a token of this server or an access token from " + ch.oauth.issuer + " (scope " + ch.scope + ")"
+	case ch.oauth != nil:
+		how += ", with an access token from " + ch.oauth.issuer + " (scope " + ch.scope + ")"
+	}
 	return how
 }
 
 // header is the WWW-Authenticate challenge with the given error and description.
 func (ch challenge) header(errCode, description string, extra ...string) string {
 	params := []string{`realm="taskhub"`}
+	if ch.oauth != nil {
+		params = append(params, `resource_metadata="`+ch.oauth.resourceMetadata(ch.path)+`"`)
+	}
 	if errCode != "" {
 		params = append(params, `error="`+errCode+`"`)
 	}
@@ -298,10 +328,15 @@ func (ch challenge) header(errCode, description string, extra ...string) string 
 }
 
 // unauthorized is a 401 whose message and error_description say why, and how to send
-// a token.
+// a token. With OAuth on, its challenge names the scope needed and the resource
+// metadata, from which a client learns where to get a token.
 func (ch challenge) unauthorized(c echo.Context, errCode, reason string) error {
 	message := reason + "; " + ch.howToSend()
-	c.Response().Header().Set(echo.HeaderWWWAuthenticate, ch.header(errCode, message))
+	var extra []string
+	if ch.oauth != nil {
+		extra = append(extra, `scope="`+ch.scope+`"`)
+	}
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, ch.header(errCode, message, extra...))
 	return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: message}
 }
 
