@@ -137,14 +137,15 @@ func (t *Tokens) byName(name string) (principal, bool) {
 }
 
 // Revoked reports whether a stream opened by name under old must end under t: the name
-// is gone, its secret changed, or it lost the read scope.
+// is gone, its secret changed, or it lost the read scope. A name that is not a token
+// of old, such as an OAuth access token's actor, was not revoked by the change.
 func (t *Tokens) Revoked(old *Tokens, name string) bool {
-	now, ok := t.byName(name)
-	if !ok || !slices.Contains(now.scopes, ScopeRead) {
-		return true
-	}
 	before, ok := old.byName(name)
-	return !ok || before.digest != now.digest
+	if !ok {
+		return false
+	}
+	now, ok := t.byName(name)
+	return !ok || !slices.Contains(now.scopes, ScopeRead) || before.digest != now.digest
 }
 
 // Auth checks requests against the current set of tokens, which Swap replaces while
@@ -193,38 +194,55 @@ func requiredScope(method, path string) (string, bool) {
 	return "", false
 }
 
-// middleware authenticates every request to a protected path: Authorization: Bearer,
-// or ?access_token= on GET /events/stream alone (an EventSource cannot set headers).
-// The token's name goes into the request's context (Caller) and, for the stream,
+// authenticate checks every request to a protected path: Authorization: Bearer, or
+// ?access_token= on GET /events/stream alone (an EventSource cannot set headers). The
+// token is one of a's (nil: none), else, with oauth on, an access token of its
+// issuer. Its name goes into the request's context (Caller) and, for the stream,
 // becomes the stream's owner.
-func (a *Auth) middleware(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		scope, protected := requiredScope(r.Method, r.URL.Path)
-		if !protected {
+func authenticate(a *Auth, oauth *OAuth) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			scope, protected := requiredScope(r.Method, r.URL.Path)
+			if !protected {
+				return next(c)
+			}
+			stream := r.Method == http.MethodGet && r.URL.Path == "/events/stream"
+			ch := challenge{oauth: oauth, tokens: a != nil, path: r.URL.Path, scope: scope, stream: stream}
+			secret, err := bearer(r, stream)
+			if err != nil {
+				return ch.unauthorized(c, "", err.Error())
+			}
+			var set *Tokens
+			var p principal
+			found := false
+			if a != nil {
+				set = a.tokens.Load()
+				p, found = set.find(secret)
+			}
+			static := found
+			if !found && oauth != nil && strings.Count(secret, ".") == 2 {
+				if p, err = oauth.verify(r.Context(), secret); err != nil {
+					return ch.unauthorized(c, "invalid_token", err.Error())
+				}
+				found = true
+			}
+			if !found {
+				return ch.unauthorized(c, "invalid_token", "the token is not valid (revoked, mistyped, or for another server)")
+			}
+			if !slices.Contains(p.scopes, scope) {
+				return ch.forbidden(c, p, r)
+			}
+			ctx := context.WithValue(r.Context(), callerKey{}, p.name)
+			if stream {
+				ctx = broadcaster.WithOwner(ctx, p.name)
+				if static {
+					ctx = context.WithValue(ctx, letInKey{}, letIn{set, p.name})
+				}
+			}
+			c.SetRequest(r.WithContext(ctx))
 			return next(c)
 		}
-		stream := r.Method == http.MethodGet && r.URL.Path == "/events/stream"
-		secret, err := bearer(r, stream)
-		if err != nil {
-			return unauthorized(c, "", err.Error())
-		}
-		set := a.tokens.Load()
-		p, ok := set.find(secret)
-		if !ok {
-			return unauthorized(c, "invalid_token", "the token is not valid (revoked, mistyped, or for another server)")
-		}
-		if !slices.Contains(p.scopes, scope) {
-			return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
-				Message: fmt.Sprintf("%s %s needs the %s scope; token %q has %s", r.Method, r.URL.Path, scope, p.name, strings.Join(p.scopes, ", "))}
-		}
-		ctx := context.WithValue(r.Context(), callerKey{}, p.name)
-		if stream {
-			ctx = broadcaster.WithOwner(ctx, p.name)
-			ctx = context.WithValue(ctx, letInKey{}, letIn{set, p.name})
-		}
-		c.SetRequest(r.WithContext(ctx))
-		return next(c)
 	}
 }
 
@@ -248,36 +266,102 @@ func (a *Auth) StillValid(ctx context.Context) bool {
 	return now == in.set || !now.Revoked(in.set, in.name)
 }
 
-// bearer returns the token a request carries.
+// bearer returns the token a request carries, or why it carries none that can be
+// read.
 func bearer(r *http.Request, queryAllowed bool) (string, error) {
 	q := r.URL.Query()
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, _ := strings.Cut(strings.TrimSpace(h), " ")
 		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			return "", fmt.Errorf("the Authorization header must be \"Bearer <token>\"")
+			return "", fmt.Errorf("the Authorization header is not the word Bearer, a space and the token")
 		}
 		return strings.TrimSpace(token), nil
 	}
 	if q.Has("access_token") {
 		if !queryAllowed {
-			return "", fmt.Errorf("?access_token= is taken only by GET /events/stream; send the header Authorization: Bearer <token>")
+			return "", fmt.Errorf("?access_token= is taken only by GET /events/stream")
 		}
 		if t := q.Get("access_token"); t != "" {
 			return t, nil
 		}
 	}
-	if queryAllowed {
-		return "", fmt.Errorf("this server needs a token: send Authorization: Bearer <token>, or ?access_token=<token>")
-	}
-	return "", fmt.Errorf("this server needs a token: send Authorization: Bearer <token>")
+	return "", fmt.Errorf("this server needs a token")
 }
 
-// unauthorized is a 401 with the challenge RFC 6750 asks for.
-func unauthorized(c echo.Context, errCode, message string) error {
-	challenge := `Bearer realm="taskhub"`
-	if errCode != "" {
-		challenge += `, error="` + errCode + `"`
+// challenge is what a 401 or 403 tells the client about the request it refuses
+// (RFC 6750 §3, and RFC 9728 §5.1 with OAuth on).
+type challenge struct {
+	oauth  *OAuth
+	tokens bool // the server has tokens of its own
+	path   string
+	scope  string // the one the request needs
+	stream bool   // GET /events/stream, which also takes ?access_token=
+}
+
+// howToSend is the part of a 401 that tells a person how to send a token.
+func (ch challenge) howToSend() string {
+	how := "send Authorization: Bearer <token>"
+	if ch.stream {
+		how += ", or ?access_token=<token>"
 	}
-	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
+	switch {
+	case ch.oauth != nil && ch.tokens:
+		how += ", with a token of this server or an access token from " + ch.oauth.issuer + " (scope " + ch.scope + ")"
+	case ch.oauth != nil:
+		how += ", with an access token from " + ch.oauth.issuer + " (scope " + ch.scope + ")"
+	}
+	return how
+}
+
+// header is the WWW-Authenticate challenge with the given error and description.
+func (ch challenge) header(errCode, description string, extra ...string) string {
+	params := []string{`realm="taskhub"`}
+	if ch.oauth != nil {
+		params = append(params, `resource_metadata="`+ch.oauth.resourceMetadata(ch.path)+`"`)
+	}
+	if errCode != "" {
+		params = append(params, `error="`+errCode+`"`)
+	}
+	params = append(params, extra...)
+	params = append(params, `error_description="`+quotable(description)+`"`)
+	return "Bearer " + strings.Join(params, ", ")
+}
+
+// unauthorized is a 401 whose message and error_description say why, and how to send
+// a token. With OAuth on, its challenge names the scope needed and the resource
+// metadata, from which a client learns where to get a token.
+func (ch challenge) unauthorized(c echo.Context, errCode, reason string) error {
+	message := reason + "; " + ch.howToSend()
+	var extra []string
+	if ch.oauth != nil {
+		extra = append(extra, `scope="`+ch.scope+`"`)
+	}
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, ch.header(errCode, message, extra...))
 	return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: message}
+}
+
+// forbidden is the 403 of a token p that lacks the scope the request needs
+// (insufficient_scope, RFC 6750 §3.1).
+func (ch challenge) forbidden(c echo.Context, p principal, r *http.Request) error {
+	has := "none"
+	if len(p.scopes) > 0 {
+		has = strings.Join(p.scopes, ", ")
+	}
+	message := fmt.Sprintf("%s %s needs the %s scope; token %q has %s", r.Method, r.URL.Path, ch.scope, p.name, has)
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, ch.header("insufficient_scope", message, `scope="`+ch.scope+`"`))
+	return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: message}
+}
+
+// quotable makes s fit an auth-param's quoted string as RFC 6750 §3 allows for
+// error_description: printable ASCII without " and \.
+func quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\' || r < 0x20 || r > 0x7e:
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -78,6 +78,9 @@ func TestRevoked(t *testing.T) {
 			t.Errorf("%s: revoked %v, want %v", tc.name, got, tc.revoked)
 		}
 	}
+	if mustParseTokens(t, `[]`).Revoked(old, "alice@example.test") {
+		t.Error("a name that was no token of the old set (an OAuth token's actor) was revoked")
+	}
 }
 
 // watchTokens runs a TokensWatcher on the file at path, and sends the number of

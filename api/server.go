@@ -28,8 +28,12 @@ type Config struct {
 	Metrics http.Handler // GET /metrics; not served when nil
 	MCP     http.Handler // /mcp and everything below it; not served when nil
 	Web     http.Handler // the dashboard: GET of any path no other route takes; not served when nil
-	// Auth checks tokens on /api, /events, /mcp and /metrics; nil leaves everything open.
+	// Auth checks tokens on /api, /events, /mcp and /metrics; nil, with OAuth nil too,
+	// leaves everything open.
 	Auth *Auth
+	// OAuth, when set, also lets in the access tokens of its issuer, and serves the
+	// protected resource metadata at ProtectedResourcePath.
+	OAuth *OAuth
 	// CORSOrigins are the browser origins, besides the server's own, that may call /mcp:
 	// they get CORS headers, and their preflight requests an answer without a token.
 	CORSOrigins []string
@@ -66,8 +70,8 @@ func New(cfg Config) http.Handler {
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(mcpCORS(cfg.CORSOrigins)) // before auth: a preflight carries no token
 	}
-	if cfg.Auth != nil {
-		e.Use(cfg.Auth.middleware)
+	if cfg.Auth != nil || cfg.OAuth != nil {
+		e.Use(authenticate(cfg.Auth, cfg.OAuth))
 	}
 	if cfg.WriteRate > 0 {
 		e.Use(writeLimit(cfg.WriteRate))
@@ -96,6 +100,9 @@ func New(cfg Config) http.Handler {
 	if cfg.MCP != nil {
 		e.Any("/mcp", echo.WrapHandler(cfg.MCP))
 		e.Any("/mcp/*", echo.WrapHandler(cfg.MCP))
+	}
+	if cfg.OAuth != nil {
+		cfg.OAuth.mount(e)
 	}
 	if cfg.Web != nil {
 		web := echo.WrapHandler(cfg.Web)
