@@ -17,10 +17,12 @@ func TestImportRules(t *testing.T) {
 	}
 	stdlibOnly := []string{"taskhub/tasks", "taskhub/broadcaster", "taskhub/migrations", "taskhub/web"}
 	forbidden := map[string][]string{
-		"taskhub/tasks/sqlite":    {"taskhub/api", "taskhub/mcptools", "taskhub/broadcaster", "taskhub/web"},
-		"taskhub/tasks/filewatch": {"taskhub/api", "taskhub/mcptools", "taskhub/broadcaster", "taskhub/web", "taskhub/tasks/sqlite"},
-		"taskhub/api":             {"taskhub/tasks/sqlite", "taskhub/mcptools", "modernc.org/sqlite"},
-		"taskhub/mcptools":        {"taskhub/tasks/sqlite", "taskhub/api", "modernc.org/sqlite"},
+		"taskhub/tasks/sqlite":        {"taskhub/api", "taskhub/mcptools", "taskhub/broadcaster", "taskhub/web"},
+		"taskhub/broadcaster/tasklog": {"taskhub/api", "taskhub/mcptools", "taskhub/web", "taskhub/tasks/sqlite"},
+		"taskhub/tasks/storetest":     {"taskhub/api", "taskhub/mcptools", "taskhub/broadcaster", "taskhub/web", "taskhub/tasks/sqlite"},
+		"taskhub/tasks/filewatch":     {"taskhub/api", "taskhub/mcptools", "taskhub/broadcaster", "taskhub/web", "taskhub/tasks/sqlite"},
+		"taskhub/api":                 {"taskhub/tasks/sqlite", "taskhub/mcptools", "modernc.org/sqlite"},
+		"taskhub/mcptools":            {"taskhub/tasks/sqlite", "taskhub/api", "modernc.org/sqlite"},
 	}
 	for pkg := range strings.FieldsSeq(string(out)) {
 		deps, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", pkg).Output()

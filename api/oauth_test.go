@@ -26,6 +26,7 @@ import (
 
 	"taskhub/api"
 	"taskhub/broadcaster"
+	"taskhub/broadcaster/tasklog"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
 
@@ -194,14 +195,19 @@ func newOAuthServer(t *testing.T, o *api.OAuth, tokens *api.Tokens) *server {
 		t.Fatalf("open database: %v", err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	hub := broadcaster.New(broadcaster.Config{Log: api.EventLog{Store: db}, Vocabulary: api.StreamVocabulary(), Logger: logger})
-	from, err := db.LastSeq(context.Background())
+	hub := broadcaster.New(broadcaster.Config{Log: tasklog.Log{Store: db}, Vocabulary: api.StreamVocabulary(), Logger: logger})
+	tailer, err := tasks.NewTailer(context.Background(), db, tasks.TailerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := hub.Prime(context.Background(), tailer.Seq()); err != nil {
+		t.Fatal(err)
+	}
+	tailer.Listen(tasklog.Publish(hub))
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { hub.Run(ctx, from, db.Committed()) })
+	wg.Go(func() { hub.Run(ctx) })
+	wg.Go(func() { tailer.Run(ctx) })
 	cfg := api.Config{Service: tasks.NewService(db), Logger: logger, Stream: hub, MCP: callerEcho, Debug: callerEcho, OAuth: o}
 	if tokens != nil {
 		cfg.Auth = api.NewAuth(tokens)

@@ -16,6 +16,7 @@ import (
 
 	"taskhub/api"
 	"taskhub/broadcaster"
+	"taskhub/broadcaster/tasklog"
 	"taskhub/mcptools"
 	"taskhub/tasks"
 	"taskhub/web"
@@ -95,7 +96,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stillValid = auth.StillValid
 	}
 	hub := broadcaster.New(broadcaster.Config{
-		Log:        hubLog{store},
+		Log:        tasklog.Log{Store: store},
 		Vocabulary: api.StreamVocabulary(),
 		Logger:     logger.With("component", "broadcaster"),
 		Keepalive:  *keepalive,
