@@ -34,6 +34,33 @@
 //
 //	go run ./cmd/taskhub-bench --floor --subscribers 10000 --events 12 --rate 2 --size 508
 //
+// Three more runs are modes of their own:
+//
+//   - --storm, the restart storm: it makes --events events (1000 unless given), then
+//     connects --subscribers (1000 unless given) at once (--dialers at a time), each
+//     with Last-Event-ID that many events back, and reports the time until every one
+//     has every event up to the last, the server's CPU over that, and replayed events
+//     per server CPU-second. With --storm-restart it restarts the server on its
+//     database between the two, as a real restart does.
+//   - --soak: --subscribers (1000 unless given), each from the log's end, follow
+//     --rate events a second for --duration (30m unless given), each checking that
+//     every event comes once and in order; every --reconnect-every, the next
+//     --reconnect-fraction of them reconnect with Last-Event-ID. Every --report-every
+//     it prints a soak_sample line: the server's goroutines (go_goroutines of
+//     /metrics), open files (/proc/PID/fd) and RSS, and the deliveries so far.
+//   - --writes, the durable write path: --publishers clients (32 unless given), one
+//     connection each, create tasks for --duration (10s unless given), then update
+//     them for as long; it reports creates/s and updates/s, their latency, and the
+//     server's CPU. No subscribers.
+//
+// Each stops by itself, and fails when a subscriber misses an event, gets one twice,
+// or is closed by the server:
+//
+//	go run ./cmd/taskhub-bench --storm
+//	go run ./cmd/taskhub-bench --storm --storm-restart
+//	go run ./cmd/taskhub-bench --soak --duration 30m
+//	go run ./cmd/taskhub-bench --writes
+//
 // Linux only: it reads /proc and reads the subscribers' sockets with epoll; built for
 // another system, it says so and exits. To profile the server, see
 // testdata/pprof_overlay.go, or pass --perf FILE.
