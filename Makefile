@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BENCH   ?= .
 
-.PHONY: all build run test interop-deps bench bench-stream lint clean
+.PHONY: all build run test interop-deps bench bench-bin bench-stream bench-storm bench-soak bench-writes lint clean
 
 all: lint test build
 
@@ -40,14 +40,37 @@ endif
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
 
+## bench-bin: bin/taskhub and the load generator bin/taskhub-bench (Linux), which the
+## bench-* targets run against it
+bench-bin: build
+	$(GO) build -o bin/taskhub-bench ./cmd/taskhub-bench
+
 ## bench-stream: the event stream under load, against the built server (Linux); the
 ## last run is the floor server (taskhub-bench --floor) under the load of the second
-bench-stream: build
-	$(GO) build -o bin/taskhub-bench ./cmd/taskhub-bench
+bench-stream: bench-bin
 	bin/taskhub-bench --server bin/taskhub --subscribers 1000 --events 1000 --rate 100
 	bin/taskhub-bench --server bin/taskhub --subscribers 10000 --events 10 --rate 2 --size 508
 	bin/taskhub-bench --server bin/taskhub --subscribers 1000 --events 5000 --rate 0 --publishers 8 --size 200
 	bin/taskhub-bench --floor --subscribers 10000 --events 10 --rate 2 --size 508
+
+## bench-storm: the restart storm (Linux): 1,000 events made, then 1,000 subscribers
+## reconnecting at once, each with a Last-Event-ID 1,000 events back; then the same
+## with the server restarted on its database just before the storm
+bench-storm: bench-bin
+	bin/taskhub-bench --server bin/taskhub --storm --subscribers 1000 --events 1000
+	bin/taskhub-bench --server bin/taskhub --storm --storm-restart --subscribers 1000 --events 1000
+
+## bench-soak: 1,000 subscribers, 100 events/s for SOAK (30m), 5 % of them
+## reconnecting every minute; the server's goroutines, open files and RSS each minute
+SOAK ?= 30m
+bench-soak: bench-bin
+	bin/taskhub-bench --server bin/taskhub --soak --subscribers 1000 --rate 100 --duration $(SOAK) \
+		--reconnect-every 1m --reconnect-fraction 0.05 --report-every 1m
+
+## bench-writes: the durable write path against the built server (Linux): 32 clients,
+## 10 s of creates, then 10 s of updates
+bench-writes: bench-bin
+	bin/taskhub-bench --server bin/taskhub --writes --publishers 32 --duration 10s
 
 ## lint: gofmt, go vet and staticcheck (pinned in go.mod as a tool)
 lint:

@@ -3,7 +3,9 @@ package mcptools_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,21 +34,6 @@ func connectVersion(t *testing.T, s *mcptools.Server, name, version string) *cli
 		t.Fatal(err)
 	}
 	return c
-}
-
-// updates returns a channel of the URIs of the resources/updated notifications c gets.
-func updates(c *client.Client) <-chan string {
-	ch := make(chan string, 16)
-	c.OnNotification(func(n mcp.JSONRPCNotification) {
-		if n.Method == mcp.MethodNotificationResourceUpdated {
-			uri, _ := n.Params.AdditionalFields["uri"].(string)
-			select {
-			case ch <- uri:
-			default:
-			}
-		}
-	})
-	return ch
 }
 
 func TestReadResource(t *testing.T) {
@@ -80,49 +67,97 @@ func TestReadResource(t *testing.T) {
 	}
 }
 
+// TestSubscriptions: a session is told of changes to the tasks it subscribed to, once
+// each, and of no others. Each session also subscribes to a last task, changed after
+// the others: its notification, which comes after any a session got for the tasks
+// changed before it, is the sign that nothing else is on its way.
 func TestSubscriptions(t *testing.T) {
 	for _, version := range []string{mcp.ProtocolVersion20250326, mcp.ProtocolVersion20251125, mcp.ProtocolVersion20260728} {
 		t.Run(version, func(t *testing.T) {
 			s, svc := newServer(t)
-			a, _ := svc.Create(context.Background(), tasks.Update{Title: tasks.Value("a")})
-			b, _ := svc.Create(context.Background(), tasks.Update{Title: tasks.Value("b")})
-
-			sub := connectVersion(t, s, "subscriber", version)
-			subUpdates := updates(sub)
-			other := connectVersion(t, s, "bystander", version)
-			otherUpdates := updates(other)
-
-			req := mcp.SubscribeRequest{}
-			req.Params.URI = mcptools.TaskURI(a.ID)
-			//lint:ignore SA1019 resources/subscribe of the handshake era, or the filter of the next Listen
-			if err := sub.Subscribe(context.Background(), req); err != nil {
-				t.Fatal(err)
-			}
-			if version == mcp.ProtocolVersion20260728 {
-				stop, err := sub.ListenAsync(context.Background(), sub.PendingSubscriptionFilter(), nil)
+			var ids []int64
+			for _, title := range []string{"a", "b", "last"} {
+				task, err := svc.Create(context.Background(), tasks.Update{Title: tasks.Value(title)})
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer stop()
-				time.Sleep(100 * time.Millisecond) // the listen request reaches the server
+				ids = append(ids, task.ID)
 			}
-			s.TaskChanged(b.ID) // not subscribed to
-			s.TaskChanged(a.ID)
-			select {
-			case uri := <-subUpdates:
-				if uri != mcptools.TaskURI(a.ID) {
-					t.Errorf("updated %s, want %s", uri, mcptools.TaskURI(a.ID))
+			a, b, last := ids[0], ids[1], ids[2]
+
+			sub := connectVersion(t, s, "subscriber", version)
+			subUpdates := subscribe(t, sub, version, a, last)
+			other := connectVersion(t, s, "bystander", version)
+			otherUpdates := subscribe(t, other, version, last)
+
+			s.TaskChanged(b) // no one subscribed to it
+			s.TaskChanged(a)
+			s.TaskChanged(last)
+			for _, tc := range []struct {
+				name    string
+				updates <-chan string
+				want    []string
+			}{
+				{"subscriber", subUpdates, []string{mcptools.TaskURI(a), mcptools.TaskURI(last)}},
+				{"bystander", otherUpdates, []string{mcptools.TaskURI(last)}},
+			} {
+				var got []string
+				for len(got) == 0 || got[len(got)-1] != mcptools.TaskURI(last) {
+					select {
+					case uri := <-tc.updates:
+						got = append(got, uri)
+					case <-time.After(5 * time.Second):
+						t.Fatalf("%s: updated %v, then nothing within 5s", tc.name, got)
+					}
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("no resources/updated within 5s")
-			}
-			select {
-			case uri := <-subUpdates:
-				t.Errorf("also updated %s", uri)
-			case uri := <-otherUpdates:
-				t.Errorf("an unsubscribed session got %s", uri)
-			case <-time.After(200 * time.Millisecond):
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("%s: updated %v, want %v", tc.name, got, tc.want)
+				}
 			}
 		})
 	}
+}
+
+// subscribe subscribes c to the tasks with ids and returns the URIs of the
+// resources/updated notifications it then gets. On protocol 2026-07-28 it opens the
+// subscriptions/listen stream and returns once the server has acknowledged it; a
+// subscription of the handshake era is in place when its request returns.
+func subscribe(t *testing.T, c *client.Client, version string, ids ...int64) <-chan string {
+	t.Helper()
+	uris := make(chan string, 16)
+	acked := make(chan struct{})
+	ack := sync.OnceFunc(func() { close(acked) })
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		switch n.Method {
+		case mcp.MethodNotificationResourceUpdated:
+			uri, _ := n.Params.AdditionalFields["uri"].(string)
+			select {
+			case uris <- uri:
+			default:
+			}
+		case mcp.MethodNotificationSubscriptionsAcknowledged:
+			ack()
+		}
+	})
+	for _, id := range ids {
+		req := mcp.SubscribeRequest{}
+		req.Params.URI = mcptools.TaskURI(id)
+		//lint:ignore SA1019 resources/subscribe of the handshake era, or the filter of the next Listen
+		if err := c.Subscribe(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if version == mcp.ProtocolVersion20260728 {
+		stop, err := c.ListenAsync(context.Background(), c.PendingSubscriptionFilter(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		select {
+		case <-acked:
+		case <-time.After(5 * time.Second):
+			t.Fatal("subscriptions/listen not acknowledged within 5s")
+		}
+	}
+	return uris
 }

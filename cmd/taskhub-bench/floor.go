@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -171,31 +173,42 @@ func (fl *floor) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &floorSub{conn: conn, queue: make(chan []byte, 1024)}
-	if _, err := conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n: connected\n\n")); err != nil {
-		conn.Close()
-		return
-	}
 	fl.mu.Lock()
 	fl.subs[s] = struct{}{}
 	fl.mu.Unlock()
 	go fl.write(s)
 }
 
-// write is the goroutine of one subscriber. It ends when its queue is closed (the
-// subscriber was dropped, or the server is stopping) or a write fails.
+// floorHead starts every stream.
+const floorHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n: connected\n\n"
+
+// write is the goroutine of one subscriber. It writes the response head, then each
+// event queued, the subscriber having been registered before: every event made
+// once its client has read the head reaches it, as with taskhub. It ends when its
+// queue is closed (the subscriber was dropped, or the server is stopping) or a write
+// fails.
 func (fl *floor) write(s *floorSub) {
 	defer s.conn.Close()
+	if _, err := io.WriteString(s.conn, floorHead); err != nil {
+		fl.drop(s)
+		return
+	}
 	for frame := range s.queue {
 		if _, err := s.conn.Write(frame); err != nil {
-			fl.mu.Lock()
-			if _, ok := fl.subs[s]; ok {
-				delete(fl.subs, s)
-				close(s.queue)
-			}
-			fl.mu.Unlock()
+			fl.drop(s)
 			return
 		}
 		fl.sent.Add(1)
+	}
+}
+
+// drop ends s, unless it has already been.
+func (fl *floor) drop(s *floorSub) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if _, ok := fl.subs[s]; ok {
+		delete(fl.subs, s)
+		close(s.queue)
 	}
 }
 

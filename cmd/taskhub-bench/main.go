@@ -1,41 +1,5 @@
-// Command taskhub-bench is a load generator for TaskHub's event stream. It opens N
-// SSE subscribers on GET /events/stream, publishes M events at a rate through
-// PATCH /api/tasks/{id}, and prints delivered/expected, the p50/p99/max latency from
-// each PATCH being sent to each subscriber parsing its event, the server's RSS per
-// subscriber and the server's CPU seconds while publishing.
-//
-// By default it starts the server itself (--server, a built taskhub binary) on
-// 127.0.0.1:0 with a new database in a temp dir, and stops it at the end. With --url
-// it uses a running server on a loopback address instead; RSS and CPU then come from
-// --pid, if given. Every run is bounded by --timeout and talks to 127.0.0.1 only.
-//
-// How it measures:
-//   - The subscribers are raw sockets read by --readers epoll threads; a parser of a
-//     few dozen bytes per subscriber undoes chunked encoding and keeps only each
-//     event's id, so a delivery costs the bench one read(2), never a JSON decode.
-//   - One more subscriber, the recorder, decodes each event once to learn which PATCH
-//     (task id and version) made each seq, and the event's size.
-//   - Latency is from the bench's clock just before the PATCH was written to the read
-//     that completed the event at a subscriber; the summary also gives it from the
-//     event's "time" field, which the server sets before committing.
-//   - Server RSS is VmRSS of /proc/PID/status before the subscribers connect and once
-//     they all have; CPU is utime+stime of /proc/PID/stat over the publish phase, from
-//     the first PATCH until every delivery arrived (or --drain after the last PATCH).
-//
-// Examples (go build -o bin/taskhub ./cmd/taskhub first):
-//
-//	go run ./cmd/taskhub-bench --subscribers 1000 --events 1000 --rate 100
-//	go run ./cmd/taskhub-bench --subscribers 10000 --events 1 --rate 0
-//	go run ./cmd/taskhub-bench --subscribers 1000 --events 5000 --rate 0 --size 200 --publishers 8
-//
-// With --floor it starts, instead of taskhub, a floor server (floor.go) that does the
-// least a server can to deliver the same events, so that one run beside another tells
-// how much of a figure is taskhub's and how much the machine's:
-//
-//	go run ./cmd/taskhub-bench --floor --subscribers 10000 --events 12 --rate 2 --size 508
-//
-// Linux only: it reads /proc and reads the subscribers' sockets with epoll. To profile
-// the server, see testdata/pprof_overlay.go, or pass --perf FILE.
+//go:build linux
+
 package main
 
 import (
@@ -59,8 +23,13 @@ import (
 // config is the command line.
 type config struct {
 	args        []string // as given, for the summary
+	given       map[string]bool
 	server      string
 	floor       bool
+	storm       bool
+	restart     bool
+	soak        bool
+	writes      bool
 	serverArgs  multiFlag
 	serverEnv   multiFlag
 	url         string
@@ -78,6 +47,11 @@ type config struct {
 	settle      time.Duration
 	perf        string
 	hold        time.Duration
+
+	duration          time.Duration
+	reconnectEvery    time.Duration
+	reconnectFraction float64
+	reportEvery       time.Duration
 }
 
 // multiFlag is a repeatable string flag.
@@ -97,27 +71,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "serve" {
 		return floorServe(args[1:])
 	}
-	cfg := config{args: args}
+	cfg := config{args: args, given: map[string]bool{}}
 	fs := flag.NewFlagSet("taskhub-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.BoolVar(&cfg.storm, "storm", false, "the restart storm instead: make --events events, then connect --subscribers at once, each with Last-Event-ID that many events back, and measure until every one has caught up (1000 subscribers and 1000 events unless given)")
+	fs.BoolVar(&cfg.restart, "storm-restart", false, "with --storm: restart the server on its database after making the events, just before the storm")
+	fs.BoolVar(&cfg.soak, "soak", false, "the soak instead: --subscribers (1000 unless given) follow --rate events/s for --duration (30m unless given), --reconnect-fraction of them reconnecting with Last-Event-ID every --reconnect-every; the server's goroutines, open files and RSS every --report-every")
+	fs.BoolVar(&cfg.writes, "writes", false, "the durable write path instead: --publishers clients (32 unless given) create tasks for --duration (10s unless given), then update them for as long; no subscribers")
+	fs.DurationVar(&cfg.duration, "duration", 0, "with --soak: how long to publish (default 30m); with --writes: how long each phase runs (default 10s)")
+	fs.DurationVar(&cfg.reconnectEvery, "reconnect-every", time.Minute, "with --soak: how often some subscribers reconnect")
+	fs.Float64Var(&cfg.reconnectFraction, "reconnect-fraction", 0.05, "with --soak: the `fraction` of the subscribers that reconnect each time, in turn")
+	fs.DurationVar(&cfg.reportEvery, "report-every", time.Minute, "with --soak: how often to print the server's goroutines, open files and RSS")
 	fs.StringVar(&cfg.server, "server", "bin/taskhub", "taskhub `binary` to start on 127.0.0.1:0 with a temp database (ignored with --url)")
 	fs.Var(&cfg.serverArgs, "server-arg", "extra `argument` for taskhub serve, e.g. --server-arg=--stream-queue=4096 (repeatable)")
 	fs.Var(&cfg.serverEnv, "server-env", "extra `KEY=VALUE` in the started server's environment, e.g. GODEBUG=gctrace=1 (repeatable)")
 	fs.BoolVar(&cfg.floor, "floor", false, "start the floor server (this binary as `taskhub-bench serve`: no store, no filters, one write per event) instead of taskhub, to see what the machine itself allows for the same load")
 	fs.StringVar(&cfg.url, "url", "", "`URL` of a running server on a loopback address, instead of starting one")
 	fs.IntVar(&cfg.pid, "pid", 0, "with --url: the server's process `id`, for RSS and CPU figures")
-	fs.IntVar(&cfg.subscribers, "subscribers", 100, "SSE subscribers to open")
-	fs.IntVar(&cfg.events, "events", 100, "events to publish (one PATCH each)")
+	fs.IntVar(&cfg.subscribers, "subscribers", 100, "SSE subscribers to open; 1000 with --storm and --soak unless given")
+	fs.IntVar(&cfg.events, "events", 100, "events to publish (one PATCH each); with --storm, the events made and replayed, 1000 unless given")
 	fs.Float64Var(&cfg.rate, "rate", 100, "`rate` in events per second; 0 publishes as fast as --publishers allow")
 	fs.IntVar(&cfg.size, "size", 0, "pad each task's description so that an event's JSON is about this many `bytes` (0: no padding); the summary tells the size measured")
 	fs.StringVar(&cfg.batch, "batch", "", "stream batch `window` for the subscribers, e.g. 250ms (default none)")
-	fs.IntVar(&cfg.publishers, "publishers", 4, "concurrent PATCH clients, one task each")
+	fs.IntVar(&cfg.publishers, "publishers", 4, "concurrent PATCH clients, one task each; with --writes, the clients writing, 32 unless given")
 	fs.IntVar(&cfg.readers, "readers", 1, "epoll threads reading the subscribers")
 	fs.IntVar(&cfg.dialers, "dialers", 32, "subscribers connecting at once")
 	fs.DurationVar(&cfg.timeout, "timeout", 3*time.Minute, "bound on the whole run")
-	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "how long to wait for deliveries after the last PATCH")
+	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "how long to wait for deliveries after the last PATCH; with --storm and --soak, how long without a delivery before giving up")
 	fs.DurationVar(&cfg.settle, "settle", time.Second, "pause before each RSS reading")
-	fs.StringVar(&cfg.perf, "perf", "", "record the server with perf record -g into this `file` during the publish phase")
+	fs.StringVar(&cfg.perf, "perf", "", "record the server with perf record -g into this `file` during the publish phase (with --storm, the storm)")
 	fs.DurationVar(&cfg.hold, "hold", 0, "pause this long with every subscriber connected, before publishing (time to take a heap profile of the server)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -125,6 +107,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "taskhub-bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	fs.Visit(func(f *flag.Flag) { cfg.given[f.Name] = true })
+	cfg.modeDefaults()
 	if err := cfg.check(); err != nil {
 		fmt.Fprintf(stderr, "taskhub-bench: %v\n", err)
 		return 2
@@ -138,9 +126,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.server = exe
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	res, err := bench(cfg, log)
-	if res != nil {
-		res.print(stdout)
+	var sum summary
+	var err error
+	switch {
+	case cfg.storm:
+		sum, err = summaryOf(storm(cfg, log))
+	case cfg.soak:
+		sum, err = summaryOf(soak(cfg, log, stdout))
+	case cfg.writes:
+		sum, err = summaryOf(writes(cfg, log))
+	default:
+		sum, err = summaryOf(bench(cfg, log))
+	}
+	if sum != nil {
+		sum.print(stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "taskhub-bench: %v\n", err)
@@ -149,13 +148,104 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// summary is what a run measured, printed at its end.
+type summary interface{ print(w io.Writer) }
+
+// summaryOf returns a run's result as a summary: nil when the run got no figures.
+func summaryOf[R any, P interface {
+	*R
+	summary
+}](res P, err error) (summary, error) {
+	if res == nil {
+		return nil, err
+	}
+	return res, err
+}
+
+// modeDefaults sets what a mode changes of the flags' defaults, where they were not
+// given.
+func (cfg *config) modeDefaults() {
+	orDefault := func(name string, set func()) {
+		if !cfg.given[name] {
+			set()
+		}
+	}
+	switch {
+	case cfg.storm:
+		orDefault("subscribers", func() { cfg.subscribers = 1000 })
+		orDefault("events", func() { cfg.events = 1000 })
+	case cfg.soak:
+		orDefault("subscribers", func() { cfg.subscribers = 1000 })
+		orDefault("duration", func() { cfg.duration = 30 * time.Minute })
+		orDefault("timeout", func() { cfg.timeout = cfg.duration + cfg.drain + 2*time.Minute })
+	case cfg.writes:
+		orDefault("publishers", func() { cfg.publishers = 32 })
+		orDefault("duration", func() { cfg.duration = 10 * time.Second })
+		orDefault("timeout", func() { cfg.timeout = 2*cfg.duration + 2*time.Minute })
+	}
+}
+
+// checkMode checks that at most one mode is asked for, and no flag of another.
+func (cfg *config) checkMode() error {
+	modes := 0
+	for _, on := range []bool{cfg.storm, cfg.soak, cfg.writes, cfg.floor} {
+		if on {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return errors.New("--storm, --soak, --writes and --floor each make a run of their own: give one")
+	}
+	for _, f := range []struct {
+		name string
+		ok   bool
+		with string
+	}{
+		{"storm-restart", cfg.storm, "--storm"},
+		{"duration", cfg.soak || cfg.writes, "--soak or --writes"},
+		{"reconnect-every", cfg.soak, "--soak"},
+		{"reconnect-fraction", cfg.soak, "--soak"},
+		{"report-every", cfg.soak, "--soak"},
+		{"hold", !cfg.storm && !cfg.soak && !cfg.writes, "the stream's own run (not --storm, --soak or --writes)"},
+		{"batch", !cfg.soak && !cfg.writes, "a run with subscribers that keep every event (not --soak or --writes)"},
+		{"events", !cfg.soak && !cfg.writes, "a run of a number of events (not --soak, which publishes --rate for --duration, or --writes)"},
+		{"subscribers", !cfg.writes, "a run with subscribers (not --writes)"},
+		{"size", !cfg.writes, "a run with subscribers (not --writes)"},
+		{"perf", !cfg.soak && !cfg.writes, "a short run with subscribers (not --soak or --writes)"},
+	} {
+		if cfg.given[f.name] && !f.ok {
+			return fmt.Errorf("--%s goes with %s", f.name, f.with)
+		}
+	}
+	switch {
+	case cfg.restart && cfg.url != "":
+		return errors.New("--storm-restart restarts the server the bench started: not with --url")
+	case cfg.soak && cfg.rate <= 0:
+		return errors.New("--soak needs a --rate above 0")
+	case cfg.soak && (cfg.reconnectEvery <= 0 || cfg.reportEvery <= 0):
+		return errors.New("--reconnect-every and --report-every must be positive")
+	case cfg.soak && (cfg.reconnectFraction < 0 || cfg.reconnectFraction > 1):
+		return errors.New("--reconnect-fraction must be 0–1")
+	case (cfg.soak || cfg.writes) && cfg.duration <= 0:
+		return errors.New("--duration must be positive")
+	case cfg.soak && cfg.timeout <= cfg.duration:
+		return fmt.Errorf("--timeout (%s) must be longer than --duration (%s)", cfg.timeout, cfg.duration)
+	case cfg.writes && cfg.timeout <= 2*cfg.duration:
+		return fmt.Errorf("--timeout (%s) must be longer than the two phases of --duration (%s each)", cfg.timeout, cfg.duration)
+	}
+	return nil
+}
+
 func (cfg *config) check() error {
+	if err := cfg.checkMode(); err != nil {
+		return err
+	}
 	switch {
 	case cfg.subscribers < 1 || cfg.subscribers > 100_000:
 		return errors.New("--subscribers must be 1–100000")
 	case cfg.events < 1:
 		return errors.New("--events must be at least 1")
-	case int64(cfg.subscribers)*int64(cfg.events) > maxSamples:
+	case !cfg.soak && int64(cfg.subscribers)*int64(cfg.events) > maxSamples:
 		return fmt.Errorf("--subscribers × --events must be at most %d (each delivery is kept in memory)", maxSamples)
 	case cfg.rate < 0:
 		return errors.New("--rate must not be negative")
@@ -223,13 +313,7 @@ func loopbackPort(raw string) (host string, port int, err error) {
 
 // result is what a run measured; fields stay zero where it got no figure.
 type result struct {
-	cfg          config
-	serverDesc   string
-	pid          int
-	nofileSoft   uint64
-	nofileHard   uint64
-	serverNoFile string
-	tickDesc     string
+	common
 	connected    int64
 	connectTime  time.Duration
 	closedEarly  int64
@@ -243,13 +327,9 @@ type result struct {
 	publishSpan  time.Duration
 	publishLate  time.Duration
 	phase        time.Duration
-	serverCPU    cpuTimes
-	cpuOK        bool
-	serverWrites int64 // write(2) calls over the phase
+	cpu          *cpuSpan // over the phase
+	serverWrites int64    // write(2) calls over the phase
 	writesOK     bool
-	selfCPU      cpuTimes
-	machineBusy  time.Duration // all CPUs, over the phase
-	machineTotal time.Duration
 	sizeBase     int // event size before padding
 	pad          int
 	sizeAvg      float64
@@ -266,58 +346,22 @@ type result struct {
 	debugBefore  debugCounters
 	debugAfter   debugCounters
 	debugOK      bool
-	serverLog    string
 	perfNote     string
 }
 
 // bench runs the scenario. It returns what it measured, even when it fails midway.
 func bench(cfg config, log *slog.Logger) (res *result, err error) {
-	res = &result{cfg: cfg, closeReasons: map[string]int{}}
+	res = &result{common: common{cfg: cfg}, closeReasons: map[string]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 
-	res.nofileSoft, res.nofileHard, err = raiseNoFile()
+	t, err := setUp(ctx, cfg, cfg.subscribers, &res.common)
 	if err != nil {
-		return nil, fmt.Errorf("raise the open-files limit: %w", err)
+		return nil, err
 	}
-	if need := uint64(cfg.subscribers) + 256; res.nofileSoft < need {
-		return nil, fmt.Errorf("open-files limit %d (hard %d) is too low for %d subscribers: this process and the server each need about %d; raise the hard limit (ulimit -Hn, as root) first",
-			res.nofileSoft, res.nofileHard, cfg.subscribers, need)
-	}
-	var tick time.Duration
-	tick, res.tickDesc = clockTick()
-
-	// The server.
-	var srv *child
-	base := cfg.url
-	if cfg.url == "" {
-		srv, err = startServer(ctx, cfg.server, cfg.serverArgs, cfg.serverEnv)
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			if stopErr := srv.stop(); stopErr != nil {
-				err = errors.Join(err, fmt.Errorf("server: %w", stopErr))
-			}
-			if tail := srv.logTail(); tail != "" {
-				res.serverLog = srv.logPath()
-			}
-		}()
-		base, res.pid = srv.url, srv.cmd.Process.Pid
-		res.serverDesc = fmt.Sprintf("started %s (pid %d) at %s", strings.Join(append([]string{cfg.server, "serve"}, cfg.serverArgs...), " "), res.pid, base)
-		if cfg.floor {
-			res.serverDesc = fmt.Sprintf("started the floor server, not taskhub (pid %d) at %s", res.pid, base)
-		}
-	} else {
-		res.pid = cfg.pid
-		res.serverDesc = fmt.Sprintf("running server at %s (pid %s)", base, pidDesc(cfg.pid))
-	}
-	host, port, err := loopbackPort(base)
-	if err != nil {
-		return res, err
-	}
-	a := newAPI(base, cfg.publishers+2)
-	log.Info("server up", "url", base, "pid", res.pid)
+	defer func() { err = errors.Join(err, t.tearDown(&res.common)) }()
+	a := newAPI(t.url, cfg.publishers+2)
+	log.Info("server up", "url", t.url, "pid", t.pid)
 
 	// The recorder, the tasks, and the padding: all before the first RSS reading.
 	rec, err := startRecorder(ctx, a)
@@ -325,51 +369,13 @@ func bench(cfg config, log *slog.Logger) (res *result, err error) {
 		return res, fmt.Errorf("recorder: %w", err)
 	}
 	defer rec.close()
-	pub := &publisher{api: a, sent: map[sendKey]time.Time{}}
-	for w := range cfg.publishers {
-		var t task
-		if err := a.do(ctx, "POST", "/api/tasks", map[string]string{"title": title(999_999_000 + w)}, 201, &t); err != nil {
-			return res, err
-		}
-		pub.tasks = append(pub.tasks, t.ID)
-	}
-	var warm task
-	for w, id := range pub.tasks {
-		if err := a.do(ctx, "PATCH", fmt.Sprintf("/api/tasks/%d", id), map[string]string{"title": title(999_999_500 + w)}, 200, &warm); err != nil {
-			return res, err
-		}
-	}
-	d, err := a.debug(ctx)
+	pub, sizeBase, pad, err := prepare(ctx, cfg, a, rec)
 	if err != nil {
 		return res, err
 	}
-	if err := rec.waitFor(ctx, d.LastSeq); err != nil {
-		return res, err
-	}
-	if e, ok := rec.get(d.LastSeq); ok {
-		res.sizeBase = e.size
-	}
-	if cfg.size > res.sizeBase {
-		res.pad = cfg.size - res.sizeBase
-		desc := strings.Repeat("x", res.pad)
-		for _, id := range pub.tasks {
-			if err := a.do(ctx, "PATCH", fmt.Sprintf("/api/tasks/%d", id), map[string]string{"description": desc}, 200, nil); err != nil {
-				return res, err
-			}
-		}
-	}
+	res.sizeBase, res.pad = sizeBase, pad
 
 	haveProc := res.pid != 0
-	if haveProc {
-		soft, hard, err := procNoFile(res.pid)
-		if err != nil {
-			return res, err
-		}
-		res.serverNoFile = fmt.Sprintf("soft %s, hard %s", soft, hard)
-		if n, err := strconv.Atoi(soft); err == nil && n < cfg.subscribers+64 {
-			return res, fmt.Errorf("the server's open-files limit (%s) is too low for %d subscribers", res.serverNoFile, cfg.subscribers)
-		}
-	}
 	if haveProc {
 		time.Sleep(cfg.settle)
 		if res.rssBefore, err = rssKiB(res.pid, false); err != nil {
@@ -380,7 +386,8 @@ func bench(cfg config, log *slog.Logger) (res *result, err error) {
 	// The subscribers.
 	// Each reader loop holds a P of its own (see epollWait).
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.readers))
-	f, err := newFleet(cfg.subscribers, cfg.events, cfg.readers)
+	f, err := newFleet(fleetConfig{subscribers: cfg.subscribers, events: cfg.events, loops: cfg.readers,
+		port: t.port, host: t.host, path: streamPath(cfg), lastEventID: -1})
 	if err != nil {
 		return res, err
 	}
@@ -390,27 +397,11 @@ func bench(cfg config, log *slog.Logger) (res *result, err error) {
 			f.close()
 		}
 	}()
-	path := "/events/stream"
-	if cfg.batch != "" {
-		path += "?batch=" + url.QueryEscape(cfg.batch)
-	}
-	request := []byte("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: taskhub-bench\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n")
 	log.Info("connecting subscribers", "n", cfg.subscribers)
-	t0 := time.Now()
-	if err := f.connect(ctx, port, request, cfg.dialers); err != nil {
+	if res.connectTime, err = f.open(ctx, cfg.dialers); err != nil {
 		return res, err
 	}
-	for f.ready.Load()+f.closed.Load() < int64(cfg.subscribers) {
-		if ctx.Err() != nil {
-			return res, fmt.Errorf("%d of %d subscribers got a response: %w", f.ready.Load(), cfg.subscribers, ctx.Err())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	res.connectTime = time.Since(t0)
 	res.connected = f.ready.Load()
-	if c := f.closed.Load(); c > 0 {
-		return res, fmt.Errorf("%d subscribers failed while connecting: %v", c, firstCloseErr(f))
-	}
 	log.Info("subscribers connected", "n", res.connected, "took", res.connectTime.Round(time.Millisecond))
 	if haveProc {
 		time.Sleep(cfg.settle)
@@ -448,16 +439,14 @@ func bench(cfg config, log *slog.Logger) (res *result, err error) {
 		}
 	}
 	log.Info("publishing", "events", cfg.events, "rate", cfg.rate)
-	cpu0, err := procCPUIf(haveProc, res.pid, tick)
-	if err != nil {
-		return res, err
-	}
 	writes0, writesErr := int64(0), errors.New("no server pid")
 	if haveProc {
 		writes0, writesErr = procWrites(res.pid)
 	}
-	busy0, total0, _ := machineCPU(tick)
-	self0, start := selfCPU(), time.Now()
+	if res.cpu, err = startCPU(res.pid, t.tick); err != nil {
+		return res, err
+	}
+	start := time.Now()
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); pub.run(ctx, cfg.events, cfg.rate) }()
 	var drainBy <-chan time.Time // after the last PATCH
@@ -487,16 +476,10 @@ wait:
 	}
 	check.Stop()
 	res.phase = time.Since(start)
-	res.selfCPU = selfCPU().sub(self0)
-	if busy1, total1, err := machineCPU(tick); err == nil && total1 > total0 {
-		res.machineBusy, res.machineTotal = busy1-busy0, total1-total0
+	if err := res.cpu.stop(); err != nil {
+		return res, err
 	}
 	if haveProc {
-		cpu1, err := procCPU(res.pid, tick)
-		if err != nil {
-			return res, err
-		}
-		res.serverCPU, res.cpuOK = cpu1.sub(cpu0), true
 		if writes1, err := procWrites(res.pid); err == nil && writesErr == nil {
 			res.serverWrites, res.writesOK = writes1-writes0, true
 		}
@@ -530,27 +513,19 @@ wait:
 	return res, nil
 }
 
+// streamPath is the path and query of the subscribers' stream.
+func streamPath(cfg config) string {
+	if cfg.batch != "" {
+		return "/events/stream?batch=" + url.QueryEscape(cfg.batch)
+	}
+	return "/events/stream"
+}
+
 func pidDesc(pid int) string {
 	if pid == 0 {
 		return "not given: no RSS or CPU figures"
 	}
 	return strconv.Itoa(pid)
-}
-
-func procCPUIf(ok bool, pid int, tick time.Duration) (cpuTimes, error) {
-	if !ok {
-		return cpuTimes{}, nil
-	}
-	return procCPU(pid, tick)
-}
-
-func firstCloseErr(f *fleet) error {
-	for _, s := range f.subs {
-		if s.closed {
-			return s.closeErr
-		}
-	}
-	return nil
 }
 
 // startPerf records pid's stacks at 499 Hz until stopPerf.

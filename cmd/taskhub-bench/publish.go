@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -8,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +80,45 @@ func (a *api) debug(ctx context.Context) (debugCounters, error) {
 	var d debugCounters
 	err := a.do(ctx, http.MethodGet, "/events/debug", nil, http.StatusOK, &d)
 	return d, err
+}
+
+// lastSeq returns where the event log ends: the last_seq of a page past its end.
+func (a *api) lastSeq(ctx context.Context) (int64, error) {
+	var page struct {
+		LastSeq int64 `json:"last_seq"`
+	}
+	err := a.do(ctx, http.MethodGet, fmt.Sprintf("/api/events?after=%d&limit=1", int64(math.MaxInt64)), nil, http.StatusOK, &page)
+	return page.LastSeq, err
+}
+
+// goroutines returns the server's go_goroutines from GET /metrics.
+func (a *api) goroutines(ctx context.Context) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "go_goroutines "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return 0, fmt.Errorf("GET /metrics: go_goroutines %q: %w", strings.TrimSpace(v), err)
+			}
+			return int64(n), nil
+		}
+	}
+	return 0, errors.New("GET /metrics: no go_goroutines")
 }
 
 // eventInfo is what the recorder keeps of one event.

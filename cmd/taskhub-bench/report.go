@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -66,17 +68,8 @@ func (res *result) analyze(f *fleet, rec *recorder, pub *publisher, seqBase int6
 // print writes the summary: one block of "key: value" lines.
 func (res *result) print(w io.Writer) {
 	cfg := res.cfg
-	line := func(key, format string, args ...any) {
-		fmt.Fprintf(w, "%-34s %s\n", key+":", fmt.Sprintf(format, args...))
-	}
-	fmt.Fprintln(w, "--- taskhub-bench summary ---")
-	line("command", "taskhub-bench %s", strings.Join(cfg.args, " "))
-	line("server", "%s", res.serverDesc)
-	line("open_files_limit", "bench: soft %d, hard %d (soft raised to hard before starting a server, which inherits it)", res.nofileSoft, res.nofileHard)
-	if res.serverNoFile != "" {
-		line("server_open_files_limit", "%s (/proc/PID/limits)", res.serverNoFile)
-	}
-	line("cpu_clock_tick", "%s", res.tickDesc)
+	line := summaryLine(w)
+	res.printHead(w, line)
 	line("subscribers", "%d requested, %d connected in %s, %d closed by the server during the run",
 		cfg.subscribers, res.connected, res.connectTime.Round(time.Millisecond), res.closedEarly)
 	for _, r := range slices.Sorted(maps.Keys(res.closeReasons)) {
@@ -130,31 +123,13 @@ func (res *result) print(w io.Writer) {
 		line("server_rss", "n/a (no server pid)")
 	}
 	line("publish_phase", "%s (first PATCH until every delivery arrived, or --drain after the last)", res.phase.Round(time.Millisecond))
-	if res.cpuOK {
-		c := res.serverCPU
-		line("server_cpu", "%.2f s (user %.2f, sys %.2f) = %.0f%% of one core over the phase",
-			c.total().Seconds(), c.user.Seconds(), c.sys.Seconds(), 100*c.total().Seconds()/res.phase.Seconds())
-		if c.total() > 0 {
-			line("deliveries_per_server_cpu_second", "%.0f", float64(res.delivered)/c.total().Seconds())
-		} else {
-			line("deliveries_per_server_cpu_second", "n/a (under one clock tick of CPU)")
+	if res.cpu != nil {
+		res.cpu.printServer(line, res.phase, res.delivered, "deliveries")
+		if res.writesOK && res.serverWrites > 0 {
+			line("server_writes", "%d write(2) calls over the phase, %.1f deliveries each (all of the server's writes: PATCH responses and the database's too)",
+				res.serverWrites, float64(res.delivered)/float64(res.serverWrites))
 		}
-	} else {
-		line("server_cpu", "n/a (no server pid)")
-	}
-	if res.writesOK && res.serverWrites > 0 {
-		line("server_writes", "%d write(2) calls over the phase, %.1f deliveries each (all of the server's writes: PATCH responses and the database's too)",
-			res.serverWrites, float64(res.delivered)/float64(res.serverWrites))
-	}
-	line("bench_cpu", "%.2f s (user %.2f, sys %.2f) over the phase",
-		res.selfCPU.total().Seconds(), res.selfCPU.user.Seconds(), res.selfCPU.sys.Seconds())
-	if res.machineTotal > 0 {
-		other := res.machineBusy - res.selfCPU.total()
-		if res.cpuOK {
-			other -= res.serverCPU.total()
-		}
-		line("machine_cpu", "%.2f s busy of %.2f s on all CPUs (%.0f%%); other processes and the kernel's unattributed work: %.2f s",
-			res.machineBusy.Seconds(), res.machineTotal.Seconds(), 100*res.machineBusy.Seconds()/res.machineTotal.Seconds(), other.Seconds())
+		res.cpu.printOthers(line)
 	}
 	if res.debugOK {
 		b, a := res.debugBefore, res.debugAfter
@@ -172,4 +147,35 @@ func (res *result) print(w io.Writer) {
 		"event_time = the event's \"time\" field (set by the server before commit)",
 		"parsed = when a subscriber's read returned the bytes that ended the event",
 	}, "; "))
+}
+
+// printServer writes the server's CPU over a phase of length phase, and how many of
+// what it did (n) per CPU-second of its own.
+func (c *cpuSpan) printServer(line func(key, format string, args ...any), phase time.Duration, n int64, what string) {
+	if !c.serverOK {
+		line("server_cpu", "n/a (no server pid)")
+		return
+	}
+	s := c.server
+	line("server_cpu", "%.2f s (user %.2f, sys %.2f) = %.0f%% of one core over the phase",
+		s.total().Seconds(), s.user.Seconds(), s.sys.Seconds(), 100*s.total().Seconds()/phase.Seconds())
+	if s.total() > 0 {
+		line(what+"_per_server_cpu_second", "%.0f", float64(n)/s.total().Seconds())
+	} else {
+		line(what+"_per_server_cpu_second", "n/a (under one clock tick of CPU)")
+	}
+}
+
+// printOthers writes this process's CPU and the machine's over the phase.
+func (c *cpuSpan) printOthers(line func(key, format string, args ...any)) {
+	line("bench_cpu", "%.2f s (user %.2f, sys %.2f) over the phase",
+		c.self.total().Seconds(), c.self.user.Seconds(), c.self.sys.Seconds())
+	if c.machineTotal > 0 {
+		other := c.machineBusy - c.self.total()
+		if c.serverOK {
+			other -= c.server.total()
+		}
+		line("machine_cpu", "%.2f s busy of %.2f s on all CPUs (%.0f%%); other processes and the kernel's unattributed work: %.2f s",
+			c.machineBusy.Seconds(), c.machineTotal.Seconds(), 100*c.machineBusy.Seconds()/c.machineTotal.Seconds(), other.Seconds())
+	}
 }

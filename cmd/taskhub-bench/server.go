@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -18,10 +20,16 @@ import (
 
 // child is a taskhub server this tool started.
 type child struct {
-	cmd  *exec.Cmd
+	path string
+	args []string
+	env  []string
 	dir  string // temp dir with its database and log
 	url  string
-	done chan error // Wait's result
+
+	cmd     *exec.Cmd
+	done    chan error // Wait's result
+	exited  bool
+	exitErr error
 }
 
 // startServer runs `PATH serve` on a free loopback port with a new database and waits
@@ -33,29 +41,42 @@ func startServer(ctx context.Context, path string, extraArgs, extraEnv []string)
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "log.txt"))
-	if err != nil {
-		return nil, err
+	c := &child{
+		path: path,
+		args: append([]string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "bench.db"), "--log-level", "warn"}, extraArgs...),
+		dir:  dir,
 	}
-	defer logf.Close() // the child has its own descriptor
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "bench.db"), "--log-level", "warn"}, extraArgs...)
-	cmd := exec.Command(path, args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TASKHUB_") {
-			cmd.Env = append(cmd.Env, kv)
+			c.env = append(c.env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, extraEnv...)
+	c.env = append(c.env, extraEnv...)
+	if err := c.start(ctx); err != nil {
+		c.removeDir()
+		return nil, err
+	}
+	return c, nil
+}
+
+// start runs the server and waits for the line that says where it listens.
+func (c *child) start(ctx context.Context) error {
+	logf, err := os.OpenFile(c.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command(c.path, c.args...)
+	cmd.Env = c.env
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start %s: %w", path, err)
+		return fmt.Errorf("start %s: %w", c.path, err)
 	}
-	c := &child{cmd: cmd, dir: dir, done: make(chan error, 1)}
+	c.cmd, c.done, c.exited, c.exitErr = cmd, make(chan error, 1), false, nil
 	line := make(chan string, 1)
 	go func() {
 		r := bufio.NewReader(stdout)
@@ -68,21 +89,24 @@ func startServer(ctx context.Context, path string, extraArgs, extraEnv []string)
 	select {
 	case l := <-line:
 		if !strings.HasPrefix(l, prefix) {
-			c.stop()
-			return nil, fmt.Errorf("%s printed %q, not %q…; its log: %s", path, l, prefix, c.logTail())
+			c.terminate()
+			return fmt.Errorf("%s printed %q, not %q…; its log: %s", c.path, l, prefix, c.logTail())
 		}
 		c.url = strings.TrimSpace(strings.TrimPrefix(l, prefix))
-		return c, nil
+		return nil
 	case <-time.After(30 * time.Second):
 	case <-ctx.Done():
 	}
-	c.stop()
-	return nil, fmt.Errorf("%s did not say where it listens within 30s; its log: %s", path, c.logTail())
+	c.terminate()
+	return fmt.Errorf("%s did not say where it listens within 30s; its log: %s", c.path, c.logTail())
 }
 
-// stop ends the server: SIGTERM, then SIGKILL after 10s. It returns the server's exit
-// error, if any, and removes its temp dir unless its log has something in it.
-func (c *child) stop() error {
+// terminate ends the server: SIGTERM, then SIGKILL after 10s. It returns the server's
+// exit error, if any; once it has ended, it returns the same again.
+func (c *child) terminate() error {
+	if c.exited {
+		return c.exitErr
+	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	var err error
 	select {
@@ -91,10 +115,30 @@ func (c *child) stop() error {
 		_ = c.cmd.Process.Kill()
 		err = fmt.Errorf("did not stop within 10s of SIGTERM: killed (%v)", <-c.done)
 	}
-	if fi, statErr := os.Stat(filepath.Join(c.dir, "log.txt")); statErr == nil && fi.Size() == 0 {
+	c.exited, c.exitErr = true, err
+	return err
+}
+
+// restart stops the server and starts it again on the same database, on a new port.
+func (c *child) restart(ctx context.Context) error {
+	if err := c.terminate(); err != nil {
+		return fmt.Errorf("stop the server to restart it: %w", err)
+	}
+	return c.start(ctx)
+}
+
+// stop ends the server and removes its temp dir unless its log has something in it.
+// It returns the server's exit error, if any.
+func (c *child) stop() error {
+	err := c.terminate()
+	c.removeDir()
+	return err
+}
+
+func (c *child) removeDir() {
+	if fi, err := os.Stat(c.logPath()); err != nil || fi.Size() == 0 {
 		os.RemoveAll(c.dir)
 	}
-	return err
 }
 
 func (c *child) logPath() string { return filepath.Join(c.dir, "log.txt") }
@@ -106,6 +150,12 @@ func (c *child) logTail() string {
 		b = b[len(b)-2000:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// openFiles counts the file descriptors process pid has open.
+func openFiles(pid int) (int, error) {
+	des, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(des), err
 }
 
 // rssKiB returns the resident set of process pid (VmRSS), or with peak its high-water
@@ -253,4 +303,49 @@ func machineCPU(tick time.Duration) (busy, total time.Duration, err error) {
 		}
 	}
 	return busy, total, nil
+}
+
+// cpuSpan is the CPU time spent over a phase: the server's (when its pid is known),
+// this process's and the whole machine's.
+type cpuSpan struct {
+	pid            int
+	tick           time.Duration
+	server0, self0 cpuTimes
+	busy0, total0  time.Duration
+
+	server       cpuTimes
+	serverOK     bool
+	self         cpuTimes
+	machineBusy  time.Duration // all CPUs
+	machineTotal time.Duration
+}
+
+// startCPU starts measuring a phase; pid 0 leaves the server's CPU out.
+func startCPU(pid int, tick time.Duration) (*cpuSpan, error) {
+	c := &cpuSpan{pid: pid, tick: tick}
+	if pid != 0 {
+		var err error
+		if c.server0, err = procCPU(pid, tick); err != nil {
+			return nil, err
+		}
+	}
+	c.busy0, c.total0, _ = machineCPU(tick)
+	c.self0 = selfCPU()
+	return c, nil
+}
+
+// stop ends the phase.
+func (c *cpuSpan) stop() error {
+	c.self = selfCPU().sub(c.self0)
+	if busy, total, err := machineCPU(c.tick); err == nil && total > c.total0 {
+		c.machineBusy, c.machineTotal = busy-c.busy0, total-c.total0
+	}
+	if c.pid != 0 {
+		now, err := procCPU(c.pid, c.tick)
+		if err != nil {
+			return err
+		}
+		c.server, c.serverOK = now.sub(c.server0), true
+	}
+	return nil
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -21,46 +23,68 @@ import (
 // subscriber is one SSE connection. Only its loop touches it once it is registered.
 type subscriber struct {
 	fd     int
+	loop   *loop
 	parser *streamParser
 	recv   []int64 // unix nanoseconds each measured event was parsed at, by seq-base-1; 0 = not yet
-	last   int64   // the highest measured seq seen
+	last   int64   // the highest measured seq seen; following, the last seq seen
 	emit   func(id int64, batch bool)
 	now    int64 // unix nanoseconds the read being parsed returned at
+	headAt int64 // unix nanoseconds its (last) response head was read at
 
 	dup, outOfOrder, foreign int64
 	closed                   bool
 	closeErr                 error
 }
 
+// fleetConfig is what a fleet opens and how it counts.
+type fleetConfig struct {
+	subscribers int
+	events      int // events measured: each subscriber keeps when it parsed each (not when following)
+	loops       int
+	port        int    // on 127.0.0.1
+	host, path  string // of the stream's request
+	// lastEventID is the Last-Event-ID of every subscriber's first request; -1: none.
+	lastEventID int64
+	// follow, for a long run: instead of keeping when it parsed each event, each
+	// subscriber checks that each event is the one after the last it saw, from
+	// lastEventID on, and reconnects from its last one when asked to.
+	follow bool
+}
+
 // fleet is every subscriber and the loops reading them.
 type fleet struct {
+	fleetConfig
 	subs  []*subscriber
 	loops []*loop
 	base  atomic.Int64 // measured seqs are base+1 … base+events; -1: measuring nothing yet
 	n     int64        // events measured
 
-	ready     atomic.Int64 // subscribers whose response head arrived
-	delivered atomic.Int64 // measured deliveries so far
-	closed    atomic.Int64 // subscribers whose connection ended
-	stop      atomic.Bool
-	wg        sync.WaitGroup
+	ready      atomic.Int64 // response heads read (reconnections' too)
+	delivered  atomic.Int64 // measured deliveries so far; following, events that came in order
+	closed     atomic.Int64 // subscribers whose connection ended
+	firstClose atomic.Pointer[error]
+	gaps       atomic.Int64 // following: events missing where the next one came
+	dups       atomic.Int64 // following: events that came again, or out of order
+	redials    atomic.Int64 // following: reconnections made
+	stop       atomic.Bool
+	wg         sync.WaitGroup
 }
 
 // loop is one epoll instance and the thread that waits on it.
 type loop struct {
-	f    *fleet
-	epfd int
-	buf  []byte
+	f      *fleet
+	epfd   int
+	buf    []byte
+	bytes  int64       // read from its streams, response heads and framing included
+	asked  atomic.Bool // redial holds subscribers
+	mu     sync.Mutex
+	redial []int // subscribers to reconnect, by index
 }
 
-func newFleet(subscribers, events, loops int) (*fleet, error) {
-	f := &fleet{subs: make([]*subscriber, subscribers), n: int64(events)}
+func newFleet(cfg fleetConfig) (*fleet, error) {
+	f := &fleet{fleetConfig: cfg, subs: make([]*subscriber, cfg.subscribers), n: int64(cfg.events)}
 	f.base.Store(-1)
-	for i := range f.subs {
-		s := &subscriber{fd: -1, parser: newStreamParser(), recv: make([]int64, events)}
-		f.subs[i] = s
-	}
-	for range loops {
+	for range cfg.loops {
 		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
 			f.close()
@@ -69,14 +93,45 @@ func newFleet(subscribers, events, loops int) (*fleet, error) {
 		l := &loop{f: f, epfd: epfd, buf: make([]byte, 256<<10)}
 		f.loops = append(f.loops, l)
 	}
-	for _, s := range f.subs {
-		s.emit = func(id int64, batch bool) { f.deliver(s, id, batch) }
+	for i := range f.subs {
+		s := &subscriber{fd: -1, loop: f.loops[i%len(f.loops)], parser: newStreamParser()}
+		if cfg.follow {
+			s.last = cfg.lastEventID
+			s.emit = func(id int64, _ bool) { f.next(s, id) }
+		} else {
+			s.recv = make([]int64, cfg.events)
+			s.emit = func(id int64, batch bool) { f.deliver(s, id, batch) }
+		}
+		f.subs[i] = s
 	}
 	for _, l := range f.loops {
 		f.wg.Add(1)
 		go l.run()
 	}
 	return f, nil
+}
+
+// request is the stream's request, from lastEventID on (-1: from now).
+func (f *fleet) request(lastEventID int64) []byte {
+	b := []byte("GET " + f.path + " HTTP/1.1\r\nHost: " + f.host + "\r\nUser-Agent: taskhub-bench\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n")
+	if lastEventID >= 0 {
+		b = fmt.Appendf(b, "Last-Event-ID: %d\r\n", lastEventID)
+	}
+	return append(b, "\r\n"...)
+}
+
+// next records, following, that s parsed the event id: the one after the last it
+// saw, or else a gap or a duplicate. Called only from s's loop.
+func (f *fleet) next(s *subscriber, id int64) {
+	if id <= s.last {
+		f.dups.Add(1)
+		return
+	}
+	if missed := id - s.last - 1; missed > 0 {
+		f.gaps.Add(missed)
+	}
+	s.last = id
+	f.delivered.Add(1)
 }
 
 // deliver records that s parsed the event id (a batch_update: every event after the
@@ -116,9 +171,10 @@ func (f *fleet) deliver(s *subscriber, id int64, batch bool) {
 	f.delivered.Add(got)
 }
 
-// connect opens the subscribers against 127.0.0.1:port with request, conc at a time,
-// and registers each with a loop. It returns when all are connected or one fails.
-func (f *fleet) connect(ctx context.Context, port int, request []byte, conc int) error {
+// connect opens the subscribers, conc at a time, and registers each with its loop.
+// It returns when all are connected or one fails.
+func (f *fleet) connect(ctx context.Context, conc int) error {
+	request := f.request(f.lastEventID)
 	next := atomic.Int64{}
 	errs := make(chan error, conc)
 	for range conc {
@@ -129,7 +185,7 @@ func (f *fleet) connect(ctx context.Context, port int, request []byte, conc int)
 					errs <- ctx.Err()
 					return
 				}
-				if err := f.dial(f.subs[i], int32(i), port, request); err != nil {
+				if err := f.dial(f.subs[i], int32(i), request); err != nil {
 					next.Store(int64(len(f.subs))) // stop the others
 					errs <- fmt.Errorf("subscriber %d: %w", i, err)
 					return
@@ -144,16 +200,52 @@ func (f *fleet) connect(ctx context.Context, port int, request []byte, conc int)
 	return err
 }
 
+// open connects every subscriber, conc at a time, and waits until each has read its
+// response head. It fails if one could not connect or its connection ended, and
+// returns how long it took.
+func (f *fleet) open(ctx context.Context, conc int) (time.Duration, error) {
+	start := time.Now()
+	if err := f.connect(ctx, conc); err != nil {
+		return 0, err
+	}
+	for f.ready.Load()+f.closed.Load() < int64(len(f.subs)) {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("%d of %d subscribers got a response: %w", f.ready.Load(), len(f.subs), ctx.Err())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(start)
+	if c := f.closed.Load(); c > 0 {
+		return took, fmt.Errorf("%d subscribers failed while connecting: %v", c, f.firstCloseErr())
+	}
+	return took, nil
+}
+
+// firstCloseErr is why the first subscriber to be closed was.
+func (f *fleet) firstCloseErr() error {
+	if p := f.firstClose.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// closeSub marks s closed because of err. Called only from s's loop.
+func (f *fleet) closeSub(s *subscriber, err error) {
+	s.closed, s.closeErr = true, err
+	f.firstClose.CompareAndSwap(nil, &err)
+	f.closed.Add(1)
+}
+
 // dial connects one subscriber with a blocking connect and write (bounded by
-// SO_SNDTIMEO), then hands the socket, non-blocking, to the loop fd%loops.
-func (f *fleet) dial(s *subscriber, idx int32, port int, request []byte) error {
+// SO_SNDTIMEO), then hands the socket, non-blocking, to its loop.
+func (f *fleet) dial(s *subscriber, idx int32, request []byte) error {
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket: %w (open-files limit?)", err)
 	}
 	tv := syscall.NsecToTimeval(int64(10 * time.Second))
 	_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv)
-	if err := connect(fd, port); err != nil {
+	if err := connect(fd, f.port); err != nil {
 		syscall.Close(fd)
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -172,13 +264,12 @@ func (f *fleet) dial(s *subscriber, idx int32, port int, request []byte) error {
 		syscall.Close(fd)
 		return err
 	}
-	s.fd = fd
-	l := f.loops[fd%len(f.loops)]
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd), Pad: idx}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := syscall.EpollCtl(s.loop.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		syscall.Close(fd)
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
+	s.fd = fd // its loop reads the fd of each event, not this
 	return nil
 }
 
@@ -218,6 +309,44 @@ func (l *loop) run() {
 		for _, ev := range events[:n] {
 			l.read(l.f.subs[ev.Pad], int(ev.Fd))
 		}
+		if l.asked.Load() {
+			l.redialAsked()
+		}
+	}
+}
+
+// reconnect asks subscriber i's loop to close its connection and open a new one from
+// the last event it saw, with Last-Event-ID. Following only.
+func (f *fleet) reconnect(i int) {
+	l := f.subs[i].loop
+	l.mu.Lock()
+	l.redial = append(l.redial, i)
+	l.mu.Unlock()
+	l.asked.Store(true)
+}
+
+// redialAsked reconnects the subscribers reconnect asked for. A subscriber whose
+// connection has ended stays closed; one that cannot connect again is closed.
+func (l *loop) redialAsked() {
+	l.asked.Store(false)
+	l.mu.Lock()
+	asked := l.redial
+	l.redial = nil
+	l.mu.Unlock()
+	for _, i := range asked {
+		s := l.f.subs[i]
+		if s.closed {
+			continue
+		}
+		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, s.fd, nil)
+		syscall.Close(s.fd)
+		s.fd = -1
+		s.parser = newStreamParser()
+		if err := l.f.dial(s, int32(i), l.f.request(s.last)); err != nil {
+			l.f.closeSub(s, fmt.Errorf("reconnect: %w", err))
+			continue
+		}
+		l.f.redials.Add(1)
 	}
 }
 
@@ -257,17 +386,27 @@ func (l *loop) read(s *subscriber, fd int) {
 		err = errors.New("server closed the connection")
 	}
 	if err == nil {
+		l.bytes += int64(n)
 		var headDone bool
 		headDone, err = s.parser.feed(l.buf[:n], s.emit)
 		if headDone {
+			s.headAt = s.now
 			l.f.ready.Add(1)
 		}
 	}
 	if err != nil {
-		s.closed, s.closeErr = true, err
 		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
-		l.f.closed.Add(1)
+		l.f.closeSub(s, err)
 	}
+}
+
+// bytesRead is what the subscribers have read, once the fleet is closed.
+func (f *fleet) bytesRead() int64 {
+	var n int64
+	for _, l := range f.loops {
+		n += l.bytes
+	}
+	return n
 }
 
 // close stops the loops and closes every socket.

@@ -167,19 +167,31 @@ func TestMCPSubscriptionFromREST(t *testing.T) {
 		{"streamable-listen", mcp.ProtocolVersion20260728, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// ready closes when the server will route a notification to c: for SSE
+			// once Start has returned, the stream being open; for the handshake era's
+			// Streamable HTTP once its GET stream is answered; for
+			// subscriptions/listen once the server acknowledges the listen.
+			ready := make(chan struct{})
+			signal := sync.OnceFunc(func() { close(ready) })
 			var c *client.Client
-			if tc.sse {
+			switch {
+			case tc.sse:
 				var err error
 				if c, err = client.NewSSEMCPClient(url + "/mcp/sse"); err != nil {
 					t.Fatal(err)
 				}
-			} else {
-				var opts []transport.StreamableHTTPCOption
-				if tc.version != mcp.ProtocolVersion20260728 {
-					//lint:ignore SA1019 clients of the handshake era are served too
-					opts = append(opts, transport.WithContinuousListening())
+				signal()
+			case tc.version == mcp.ProtocolVersion20260728:
+				tr, err := transport.NewStreamableHTTP(url + "/mcp")
+				if err != nil {
+					t.Fatal(err)
 				}
-				tr, err := transport.NewStreamableHTTP(url+"/mcp", opts...)
+				c = client.NewClient(tr, client.WithProtocolVersion(tc.version))
+			default:
+				tr, err := transport.NewStreamableHTTP(url+"/mcp",
+					//lint:ignore SA1019 clients of the handshake era are served too
+					transport.WithContinuousListening(),
+					transport.WithHTTPBasicClient(&http.Client{Transport: getStreamOpened(signal)}))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -187,8 +199,11 @@ func TestMCPSubscriptionFromREST(t *testing.T) {
 			}
 			got := make(chan string, 8)
 			c.OnNotification(func(n mcp.JSONRPCNotification) {
-				if n.Method == mcp.MethodNotificationResourceUpdated {
+				switch n.Method {
+				case mcp.MethodNotificationResourceUpdated:
 					got <- fmt.Sprint(n.Params.AdditionalFields["uri"])
+				case mcp.MethodNotificationSubscriptionsAcknowledged:
+					signal()
 				}
 			})
 			mcpConnect(t, c, tc.name, tc.version)
@@ -205,7 +220,11 @@ func TestMCPSubscriptionFromREST(t *testing.T) {
 				}
 				defer stop()
 			}
-			time.Sleep(200 * time.Millisecond) // the notification stream opens
+			select {
+			case <-ready:
+			case <-time.After(within):
+				t.Fatalf("the notification stream did not open within %s", within)
+			}
 			patchTask(t, url, other, fmt.Sprintf(`{"title":"other, %s"}`, tc.name))
 			patchTask(t, url, watched, fmt.Sprintf(`{"title":"watched, %s"}`, tc.name))
 			select {
@@ -331,20 +350,45 @@ func TestMCPShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	mcpConnect(t, sse, "sse", mcp.ProtocolVersion20241105)
-	//lint:ignore SA1019 the GET stream of the handshake era
-	tr, err := transport.NewStreamableHTTP(url+"/mcp", transport.WithContinuousListening())
+	opened := make(chan struct{})
+	tr, err := transport.NewStreamableHTTP(url+"/mcp",
+		//lint:ignore SA1019 the GET stream of the handshake era
+		transport.WithContinuousListening(),
+		transport.WithHTTPBasicClient(&http.Client{Transport: getStreamOpened(sync.OnceFunc(func() { close(opened) }))}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	streamable := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
 	mcpConnect(t, streamable, "streamable", mcp.ProtocolVersion20251125)
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-opened: // both streams are open: the SSE one since mcpConnect returned
+	case <-time.After(within):
+		t.Fatalf("the GET stream did not open within %s", within)
+	}
 	start := time.Now()
 	stop()
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("stopping took %s", took)
 	}
 }
+
+// getStreamOpened returns a transport for an MCP client that calls opened when a GET
+// on it is answered 200: the handshake era's notification stream is open, and the
+// server, which registers the stream's session before it answers, routes the
+// session's notifications to it from then on.
+func getStreamOpened(opened func()) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err == nil && req.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+			opened()
+		}
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // TestMCPInteropTypeScript runs mcptools/interop/interop.mjs: the official MCP
 // TypeScript SDK against this server over Streamable HTTP, SSE and stdio. `make test`

@@ -1,5 +1,5 @@
 package filewatch
 
-// SetTestHookHandled sets the function Run calls with the path of each event it has
-// taken in; nil unsets it. Call it only while no Watcher runs.
-func SetTestHookHandled(f func(name string)) { testHookHandled = f }
+// SetHandled sets the function w's Run calls with the path of each event it has
+// folded into its pending changes. Call it before Run.
+func SetHandled(w *Watcher, f func(name string)) { w.handled = f }

@@ -36,10 +36,6 @@ const renamePairing = 50 * time.Millisecond
 // finalFlushTimeout bounds the recording of what is pending when Run ends.
 const finalFlushTimeout = 5 * time.Second
 
-// testHookHandled, when set (by tests, before Run), is called by Run with the path of
-// each event it has folded into its pending changes.
-var testHookHandled func(name string)
-
 // Recorder records file changes, in order, all or none: tasks.Service is one.
 type Recorder interface {
 	RecordFileChanges(ctx context.Context, cs []tasks.FileChange) ([]*tasks.Event, error)
@@ -61,6 +57,7 @@ type Watcher struct {
 	logger   *slog.Logger
 	debounce time.Duration
 	fsw      *fsnotify.Watcher
+	handled  func(name string) // if set (by tests, before Run): called with each event's path once folded in
 
 	// Owned by Run.
 	dirs       map[string]bool    // watched directories, relative ("" is the root)
@@ -166,8 +163,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return nil
 			}
 			w.handle(ev, time.Now())
-			if testHookHandled != nil {
-				testHookHandled(ev.Name)
+			if w.handled != nil {
+				w.handled(ev.Name)
 			}
 			if !w.pairRename() {
 				return nil

@@ -299,15 +299,14 @@ func TestIgnored(t *testing.T) {
 // debounce: the change is reported all the same, not dropped.
 func TestWatchFlushesAtShutdown(t *testing.T) {
 	dir := t.TempDir()
-	handled := make(chan string, 10)
-	filewatch.SetTestHookHandled(func(name string) { handled <- filepath.Base(name) })
-	defer filewatch.SetTestHookHandled(nil)
 	rec := &recorder{changes: make(chan tasks.FileChange, 10)}
 	w, err := filewatch.New(filewatch.Config{Dir: dir, Recorder: rec, Debounce: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
+	handled := make(chan string, 10)
+	filewatch.SetHandled(w, func(name string) { handled <- filepath.Base(name) })
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error)
 	go func() { ran <- w.Run(ctx) }()

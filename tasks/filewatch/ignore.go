@@ -5,9 +5,15 @@ import (
 	"strings"
 )
 
-// vcsDirs are the directories of version-control systems: their churn is not the
-// user's files changing.
-var vcsDirs = map[string]bool{".git": true, ".hg": true, ".svn": true, ".bzr": true, "_darcs": true, ".jj": true, ".pijul": true, "CVS": true}
+// vcsDir reports whether name is the directory of a version-control system: its
+// churn is not the user's files changing.
+func vcsDir(name string) bool {
+	switch name {
+	case ".git", ".hg", ".svn", ".bzr", "_darcs", ".jj", ".pijul", "CVS":
+		return true
+	}
+	return false
+}
 
 // Ignored reports whether the slash-separated relative path p is left out: anything
 // inside a version-control directory, and editor temp and backup files (vim's swap
@@ -15,7 +21,7 @@ var vcsDirs = map[string]bool{".git": true, ".hg": true, ".svn": true, ".bzr": t
 // safe-write files).
 func Ignored(p string) bool {
 	for part := range strings.SplitSeq(p, "/") {
-		if vcsDirs[part] {
+		if vcsDir(part) {
 			return true
 		}
 	}
