@@ -197,6 +197,9 @@ func errorCases() []errCase {
 		{name: "events after twice", method: "GET", path: "/api/events?after=1&after=2", status: 400, code: "invalid_argument", field: "after"},
 		{name: "task with a parameter", method: "GET", path: "/api/tasks/{target}?fields=title", status: 400, code: "invalid_argument", field: "fields"},
 		{name: "task history with a parameter", method: "GET", path: "/api/tasks/{target}/events?after=5", status: 400, code: "invalid_argument", field: "after"},
+		{name: "POST with a parameter", method: "POST", path: "/api/tasks?dry_run=1", body: `{"title": "y"}`, h: jsonCT, status: 400, code: "invalid_argument", field: "dry_run"},
+		{name: "PATCH with a parameter", method: "PATCH", path: target + "?force=true", body: `{"title": "y"}`, h: patchCT(""), status: 400, code: "invalid_argument", field: "force"},
+		{name: "DELETE with a parameter", method: "DELETE", path: "/api/tasks/{child}?force=true", status: 400, code: "invalid_argument", field: "force"},
 
 		// 404
 		{name: "GET missing task", method: "GET", path: "/api/tasks/999999", status: 404, code: "not_found"},

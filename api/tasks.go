@@ -36,6 +36,9 @@ func (h *handlers) health(c echo.Context) error {
 }
 
 func (h *handlers) createTask(c echo.Context) error {
+	if err := onlyParams(c.QueryParams()); err != nil {
+		return err
+	}
 	if err := requireJSON(c.Request(), echo.MIMEApplicationJSON); err != nil {
 		return err
 	}
@@ -67,6 +70,9 @@ func (h *handlers) getTask(c echo.Context) error {
 }
 
 func (h *handlers) updateTask(c echo.Context) error {
+	if err := onlyParams(c.QueryParams()); err != nil {
+		return err
+	}
 	id, err := pathID(c)
 	if err != nil {
 		return err
@@ -90,6 +96,9 @@ func (h *handlers) updateTask(c echo.Context) error {
 }
 
 func (h *handlers) deleteTask(c echo.Context) error {
+	if err := onlyParams(c.QueryParams()); err != nil {
+		return err
+	}
 	id, err := pathID(c)
 	if err != nil {
 		return err
