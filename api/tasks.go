@@ -36,7 +36,7 @@ func (h *handlers) health(c echo.Context) error {
 }
 
 func (h *handlers) createTask(c echo.Context) error {
-	if err := onlyParams(c.QueryParams()); err != nil {
+	if _, err := params(c); err != nil {
 		return err
 	}
 	if err := requireJSON(c.Request(), echo.MIMEApplicationJSON); err != nil {
@@ -55,7 +55,7 @@ func (h *handlers) createTask(c echo.Context) error {
 }
 
 func (h *handlers) getTask(c echo.Context) error {
-	if err := onlyParams(c.QueryParams()); err != nil {
+	if _, err := params(c); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -70,7 +70,7 @@ func (h *handlers) getTask(c echo.Context) error {
 }
 
 func (h *handlers) updateTask(c echo.Context) error {
-	if err := onlyParams(c.QueryParams()); err != nil {
+	if _, err := params(c); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -96,7 +96,7 @@ func (h *handlers) updateTask(c echo.Context) error {
 }
 
 func (h *handlers) deleteTask(c echo.Context) error {
-	if err := onlyParams(c.QueryParams()); err != nil {
+	if _, err := params(c); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -114,8 +114,8 @@ func (h *handlers) deleteTask(c echo.Context) error {
 }
 
 func (h *handlers) listTasks(c echo.Context) error {
-	q := c.QueryParams()
-	if err := onlyParams(q, "status", "assignee", "project", "label", "parent_id", "q", "limit", "cursor"); err != nil {
+	q, err := params(c, "status", "assignee", "project", "label", "parent_id", "q", "limit", "cursor")
+	if err != nil {
 		return err
 	}
 	f := tasks.Filter{
@@ -149,7 +149,7 @@ func (h *handlers) listTasks(c echo.Context) error {
 }
 
 func (h *handlers) taskEvents(c echo.Context) error {
-	if err := onlyParams(c.QueryParams()); err != nil {
+	if _, err := params(c); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -164,8 +164,8 @@ func (h *handlers) taskEvents(c echo.Context) error {
 }
 
 func (h *handlers) events(c echo.Context) error {
-	q := c.QueryParams()
-	if err := onlyParams(q, "after", "limit"); err != nil {
+	q, err := params(c, "after", "limit")
+	if err != nil {
 		return err
 	}
 	after, err := intParam(q, "after", 0)
@@ -217,22 +217,28 @@ func pathID(c echo.Context) (int64, error) {
 	return id, nil
 }
 
-// onlyParams refuses query parameters other than allowed, and any but status given
-// twice: a misspelt filter would otherwise silently match everything, and of two
-// values one would silently be ignored.
-func onlyParams(q url.Values, allowed ...string) error {
+// params returns the query parameters of the request, refusing a query string that
+// does not parse (echo's QueryParams would drop it, and every filter with it), any
+// parameter other than allowed, and any but status given twice: a misspelt filter
+// would otherwise silently match everything, and of two values one would silently be
+// ignored.
+func params(c echo.Context, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return nil, invalid("query", fmt.Sprintf("the query string does not parse: %v", err))
+	}
 	for name, values := range q {
 		if !slices.Contains(allowed, name) {
 			if len(allowed) == 0 {
-				return invalid(name, fmt.Sprintf("unknown query parameter %q: this endpoint takes none", name))
+				return nil, invalid(name, fmt.Sprintf("unknown query parameter %q: this endpoint takes none", name))
 			}
-			return invalid(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(allowed, ", ")))
+			return nil, invalid(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(allowed, ", ")))
 		}
 		if len(values) > 1 && name != "status" {
-			return invalid(name, fmt.Sprintf("query parameter %q is given more than once", name))
+			return nil, invalid(name, fmt.Sprintf("query parameter %q is given more than once", name))
 		}
 	}
-	return nil
+	return q, nil
 }
 
 // intParam returns the integer query parameter name, def when it is absent.
