@@ -132,7 +132,7 @@ func startServer(t *testing.T, logger *slog.Logger, full bool) *server {
 			cancel()
 			<-stopped
 		})
-		cfg.Stream, cfg.Web = hub, http.FileServerFS(web.FS())
+		cfg.Stream, cfg.Debug, cfg.Web = hub, hub.Debug(), http.FileServerFS(web.FS())
 	}
 	ts := httptest.NewServer(api.New(cfg))
 	t.Cleanup(ts.Close)

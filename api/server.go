@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 
 	"github.com/labstack/echo/v4"
@@ -86,6 +87,7 @@ func New(cfg Config) http.Handler {
 	get("/api/events", h.events)
 	if cfg.Stream != nil {
 		e.GET("/events/stream", echo.WrapHandler(cfg.Stream))
+		e.HEAD("/events/stream", streamHead)
 	}
 	if cfg.Debug != nil {
 		get("/events/debug", echo.WrapHandler(cfg.Debug))
@@ -107,6 +109,21 @@ func New(cfg Config) http.Handler {
 		})
 	}
 	return e
+}
+
+// streamHead answers HEAD /events/stream as GET would, with the same checks of the
+// request and the stream's headers, but opens no stream: the stream's handler takes its
+// connection over and writes the body at once.
+func streamHead(c echo.Context) error {
+	r := c.Request()
+	if _, err := broadcaster.ParseStreamRequest(r.URL.RawQuery, r.Header.Get("Last-Event-ID"), StreamVocabulary(), "access_token"); err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set(echo.HeaderCacheControl, "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	return c.NoContent(http.StatusOK)
 }
 
 // loopbackHost refuses a request that does not name a loopback host: a server without
