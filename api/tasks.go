@@ -201,7 +201,7 @@ func ifMatch(r *http.Request) (int64, error) {
 	if v, ok := strings.CutPrefix(h, `"v`); ok {
 		if v, ok := strings.CutSuffix(v, `"`); ok {
 			// Tags compare as strings: "v01" is not "v1".
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && strconv.FormatInt(n, 10) == v {
+			if n, ok := canonicalID(v); ok {
 				return n, nil
 			}
 		}
@@ -209,12 +209,21 @@ func ifMatch(r *http.Request) (int64, error) {
 	return 0, invalid("If-Match", fmt.Sprintf(`If-Match must be an ETag of this server such as "v3", got %s`, h))
 }
 
+// pathID returns the task id of the path. Only its canonical form names a task:
+// /api/tasks/+1 and /api/tasks/01 are not paths of task 1, as a cache or a log
+// reader would otherwise take them for other resources.
 func pathID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id < 1 {
-		return 0, invalid("id", fmt.Sprintf("task id must be a positive integer, got %q", c.Param("id")))
+	id, ok := canonicalID(c.Param("id"))
+	if !ok {
+		return 0, invalid("id", fmt.Sprintf("task id must be a positive integer in decimal, without sign or leading zeros, got %q", c.Param("id")))
 	}
 	return id, nil
+}
+
+// canonicalID parses s as a positive integer written as strconv.FormatInt writes it.
+func canonicalID(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n > 0 && strconv.FormatInt(n, 10) == s
 }
 
 // params returns the query parameters of the request, refusing a query string that
