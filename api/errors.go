@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 
 	"github.com/labstack/echo/v4"
@@ -60,6 +61,9 @@ var codeOf = map[int]string{
 func toError(err error) *Error {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e
+	}
+	if e, ok := errors.AsType[*broadcaster.RequestError](err); ok {
+		return invalid(e.Field, e.Message)
 	}
 	if e, ok := errors.AsType[*tasks.Error](err); ok {
 		if status, ok := statusOf[e.Code]; ok {

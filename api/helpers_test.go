@@ -16,8 +16,10 @@ import (
 	"testing"
 
 	"taskhub/api"
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
+	"taskhub/web"
 )
 
 // apiTask is a task as the contract (§2) puts it on the wire. Pointers are the fields
@@ -94,17 +96,45 @@ func newServer(t *testing.T) *server {
 
 func newServerWithLogger(t *testing.T, logger *slog.Logger) *server {
 	t.Helper()
+	return startServer(t, logger, false)
+}
+
+// newFullServer is newServer with the event stream and the dashboard mounted, as
+// taskhub serve mounts them.
+func newFullServer(t *testing.T) *server {
+	t.Helper()
+	return startServer(t, slog.New(slog.DiscardHandler), true)
+}
+
+func startServer(t *testing.T, logger *slog.Logger, full bool) *server {
+	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}
-	ts := httptest.NewServer(api.New(api.Config{Service: tasks.NewService(db), Logger: logger}))
-	// Cleanups run last in, first out: the server stops before the database closes.
+	// Cleanups run last in, first out: the server stops, then the hub, then the
+	// database closes.
 	t.Cleanup(func() {
 		if err := db.Close(); err != nil {
 			t.Errorf("close database: %v", err)
 		}
 	})
+	cfg := api.Config{Service: tasks.NewService(db), Logger: logger}
+	if full {
+		hub := broadcaster.New(broadcaster.Config{Log: api.EventLog{Store: db}, Vocabulary: api.StreamVocabulary(), Logger: logger})
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			hub.Run(ctx, 0, nil)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-stopped
+		})
+		cfg.Stream, cfg.Debug, cfg.Web = hub, hub.Debug(), http.FileServerFS(web.FS())
+	}
+	ts := httptest.NewServer(api.New(cfg))
 	t.Cleanup(ts.Close)
 	return &server{ts}
 }

@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path"
 	"slices"
 	"strings"
 	"time"
 
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 
 	"github.com/labstack/echo/v4"
@@ -73,6 +73,9 @@ func New(cfg Config) http.Handler {
 	if cfg.Auth != nil || cfg.OAuth != nil {
 		e.Use(authenticate(cfg.Auth, cfg.OAuth))
 	}
+	if cfg.Web != nil {
+		e.Use(unknownPaths(cfg.Web))
+	}
 	if cfg.WriteRate > 0 {
 		e.Use(writeLimit(cfg.WriteRate))
 	}
@@ -90,6 +93,7 @@ func New(cfg Config) http.Handler {
 	get("/api/events", h.events)
 	if cfg.Stream != nil {
 		e.GET("/events/stream", echo.WrapHandler(cfg.Stream))
+		e.HEAD("/events/stream", streamHead)
 	}
 	if cfg.Debug != nil {
 		get("/events/debug", echo.WrapHandler(cfg.Debug))
@@ -105,15 +109,107 @@ func New(cfg Config) http.Handler {
 		cfg.OAuth.mount(e)
 	}
 	if cfg.Web != nil {
-		web := echo.WrapHandler(cfg.Web)
-		get("/*", func(c echo.Context) error {
-			if isAPIPath(c.Request().URL.Path) {
-				return echo.ErrNotFound // answered in the API's JSON shape
-			}
-			return web(c)
-		})
+		get("/*", dashboard(cfg.Web))
 	}
 	return e
+}
+
+// dashboard serves the dashboard's files. A path that is none of them is the JSON 404
+// of every unknown path, not the file server's text.
+func dashboard(web http.Handler) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		w := &notFoundCatcher{ResponseWriter: c.Response()}
+		web.ServeHTTP(w, c.Request())
+		if w.notFound {
+			return echo.ErrNotFound
+		}
+		return nil
+	}
+}
+
+// unknownPaths makes a path that no route serves a 404 whatever the method: since the
+// dashboard's route takes GET of every path, echo would answer any other method with
+// 405. A file of the dashboard keeps its 405.
+func unknownPaths(web http.Handler) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if c.Path() == "/*" && r.Method != http.MethodGet && r.Method != http.MethodHead && !serves(web, r) {
+				return echo.ErrNotFound
+			}
+			return next(c)
+		}
+	}
+}
+
+// serves reports whether web has a response other than 404 for a HEAD of r's path.
+func serves(web http.Handler, r *http.Request) bool {
+	probe := r.Clone(r.Context())
+	probe.Method, probe.Body, probe.ContentLength = http.MethodHead, http.NoBody, 0
+	w := &statusOnly{header: http.Header{}, status: http.StatusOK}
+	web.ServeHTTP(w, probe)
+	return w.status != http.StatusNotFound
+}
+
+// notFoundCatcher passes a response on unless its status is 404, which it drops with
+// its body, so that the JSON 404 can be sent instead.
+type notFoundCatcher struct {
+	http.ResponseWriter
+	notFound bool
+}
+
+func (w *notFoundCatcher) WriteHeader(status int) {
+	if status == http.StatusNotFound {
+		w.notFound = true
+		w.Header().Del(echo.HeaderContentType) // the file server's text/plain
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *notFoundCatcher) Write(b []byte) (int, error) {
+	if w.notFound {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *notFoundCatcher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// statusOnly is a response writer that keeps only the status.
+type statusOnly struct {
+	header http.Header
+	status int
+	wrote  bool
+}
+
+func (w *statusOnly) Header() http.Header { return w.header }
+
+func (w *statusOnly) WriteHeader(status int) {
+	if !w.wrote {
+		w.status, w.wrote = status, true
+	}
+}
+
+func (w *statusOnly) Write(b []byte) (int, error) {
+	w.wrote = true
+	return len(b), nil
+}
+
+// streamHead answers HEAD /events/stream as GET would, with the same checks of the
+// request and the stream's headers, but opens no stream: the stream's handler takes its
+// connection over and writes the body at once.
+func streamHead(c echo.Context) error {
+	r := c.Request()
+	if _, err := broadcaster.ParseStreamRequest(r.URL.RawQuery, r.Header.Get("Last-Event-ID"), StreamVocabulary(), "access_token"); err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set(echo.HeaderCacheControl, "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	return c.NoContent(http.StatusOK)
 }
 
 // loopbackHost refuses a request that does not name a loopback host: a server without
@@ -132,22 +228,6 @@ func loopbackHost(next echo.HandlerFunc) echo.HandlerFunc {
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf(
 			"Host %q is not this server: a server without tokens answers only to 127.0.0.1, [::1] or localhost", c.Request().Host)}
 	}
-}
-
-// apiPrefixes are the paths of machine clients, whose unknown paths get a JSON 404
-// rather than the dashboard's.
-var apiPrefixes = []string{"/api/", "/events/", "/mcp/", "/.well-known/"}
-
-// isAPIPath reports whether p is one of apiPrefixes or under one, however a client
-// spelt it: //api/tasks and /API/tasks are a machine client's mistakes too.
-func isAPIPath(p string) bool {
-	p = strings.ToLower(path.Clean("/" + p))
-	for _, prefix := range apiPrefixes {
-		if p+"/" == prefix || strings.HasPrefix(p, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // mcpCORS answers the CORS preflight requests of the allowed origins on /mcp and

@@ -36,6 +36,9 @@ func (h *handlers) health(c echo.Context) error {
 }
 
 func (h *handlers) createTask(c echo.Context) error {
+	if _, err := params(c); err != nil {
+		return err
+	}
 	if err := requireJSON(c.Request(), echo.MIMEApplicationJSON); err != nil {
 		return err
 	}
@@ -52,7 +55,7 @@ func (h *handlers) createTask(c echo.Context) error {
 }
 
 func (h *handlers) getTask(c echo.Context) error {
-	if err := onlyParams(c.QueryParams()); err != nil {
+	if _, err := params(c); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -67,6 +70,9 @@ func (h *handlers) getTask(c echo.Context) error {
 }
 
 func (h *handlers) updateTask(c echo.Context) error {
+	if _, err := params(c); err != nil {
+		return err
+	}
 	id, err := pathID(c)
 	if err != nil {
 		return err
@@ -90,6 +96,9 @@ func (h *handlers) updateTask(c echo.Context) error {
 }
 
 func (h *handlers) deleteTask(c echo.Context) error {
+	if _, err := params(c); err != nil {
+		return err
+	}
 	id, err := pathID(c)
 	if err != nil {
 		return err
@@ -105,8 +114,8 @@ func (h *handlers) deleteTask(c echo.Context) error {
 }
 
 func (h *handlers) listTasks(c echo.Context) error {
-	q := c.QueryParams()
-	if err := onlyParams(q, "status", "assignee", "project", "label", "parent_id", "q", "limit", "cursor"); err != nil {
+	q, err := params(c, "status", "assignee", "project", "label", "parent_id", "q", "limit", "cursor")
+	if err != nil {
 		return err
 	}
 	f := tasks.Filter{
@@ -140,7 +149,7 @@ func (h *handlers) listTasks(c echo.Context) error {
 }
 
 func (h *handlers) taskEvents(c echo.Context) error {
-	if err := onlyParams(c.QueryParams()); err != nil {
+	if _, err := params(c); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -155,8 +164,8 @@ func (h *handlers) taskEvents(c echo.Context) error {
 }
 
 func (h *handlers) events(c echo.Context) error {
-	q := c.QueryParams()
-	if err := onlyParams(q, "after", "limit"); err != nil {
+	q, err := params(c, "after", "limit")
+	if err != nil {
 		return err
 	}
 	after, err := intParam(q, "after", 0)
@@ -192,7 +201,7 @@ func ifMatch(r *http.Request) (int64, error) {
 	if v, ok := strings.CutPrefix(h, `"v`); ok {
 		if v, ok := strings.CutSuffix(v, `"`); ok {
 			// Tags compare as strings: "v01" is not "v1".
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && strconv.FormatInt(n, 10) == v {
+			if n, ok := canonicalID(v); ok {
 				return n, nil
 			}
 		}
@@ -200,30 +209,45 @@ func ifMatch(r *http.Request) (int64, error) {
 	return 0, invalid("If-Match", fmt.Sprintf(`If-Match must be an ETag of this server such as "v3", got %s`, h))
 }
 
+// pathID returns the task id of the path. Only its canonical form names a task:
+// /api/tasks/+1 and /api/tasks/01 are not paths of task 1, as a cache or a log
+// reader would otherwise take them for other resources.
 func pathID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id < 1 {
-		return 0, invalid("id", fmt.Sprintf("task id must be a positive integer, got %q", c.Param("id")))
+	id, ok := canonicalID(c.Param("id"))
+	if !ok {
+		return 0, invalid("id", fmt.Sprintf("task id must be a positive integer in decimal, without sign or leading zeros, got %q", c.Param("id")))
 	}
 	return id, nil
 }
 
-// onlyParams refuses query parameters other than allowed, and any but status given
-// twice: a misspelt filter would otherwise silently match everything, and of two
-// values one would silently be ignored.
-func onlyParams(q url.Values, allowed ...string) error {
+// canonicalID parses s as a positive integer written as strconv.FormatInt writes it.
+func canonicalID(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n > 0 && strconv.FormatInt(n, 10) == s
+}
+
+// params returns the query parameters of the request, refusing a query string that
+// does not parse (echo's QueryParams would drop it, and every filter with it), any
+// parameter other than allowed, and any but status given twice: a misspelt filter
+// would otherwise silently match everything, and of two values one would silently be
+// ignored.
+func params(c echo.Context, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return nil, invalid("query", fmt.Sprintf("the query string does not parse: %v", err))
+	}
 	for name, values := range q {
 		if !slices.Contains(allowed, name) {
 			if len(allowed) == 0 {
-				return invalid(name, fmt.Sprintf("unknown query parameter %q: this endpoint takes none", name))
+				return nil, invalid(name, fmt.Sprintf("unknown query parameter %q: this endpoint takes none", name))
 			}
-			return invalid(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(allowed, ", ")))
+			return nil, invalid(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(allowed, ", ")))
 		}
 		if len(values) > 1 && name != "status" {
-			return invalid(name, fmt.Sprintf("query parameter %q is given more than once", name))
+			return nil, invalid(name, fmt.Sprintf("query parameter %q is given more than once", name))
 		}
 	}
-	return nil
+	return q, nil
 }
 
 // intParam returns the integer query parameter name, def when it is absent.

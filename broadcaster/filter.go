@@ -77,11 +77,17 @@ func badParam(field, format string, args ...any) error {
 // streamParams are the query parameters of the stream, besides any in extra.
 var streamParams = []string{"types", "task_id", "assignee", "project", "status", "label", "source", "batch", "last_event_id"}
 
-// ParseStreamRequest reads the query of a stream request, and lastEventID, the
-// Last-Event-ID header, which wins over the last_event_id parameter. Parameters named
-// in extra (those another layer reads, such as a token) are let through.
-func ParseStreamRequest(q url.Values, lastEventID string, v Vocabulary, extra ...string) (StreamRequest, error) {
+// ParseStreamRequest reads rawQuery, the query string of a stream request, and
+// lastEventID, the Last-Event-ID header, which wins over the last_event_id parameter.
+// A query string that does not parse is refused: dropped, it would take every filter
+// with it. Parameters named in extra (those another layer reads, such as a token) are
+// let through.
+func ParseStreamRequest(rawQuery, lastEventID string, v Vocabulary, extra ...string) (StreamRequest, error) {
 	var r StreamRequest
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return r, badParam("query", "the query string does not parse: %v", err)
+	}
 	for name, values := range q {
 		if name == "" {
 			return r, badParam("query", "a query parameter has no name")
@@ -93,7 +99,6 @@ func ParseStreamRequest(q url.Values, lastEventID string, v Vocabulary, extra ..
 			return r, badParam(name, "query parameter %q is given more than once; use a comma list", name)
 		}
 	}
-	var err error
 	if r.Filter.Types, err = enumList(q, "types", v.Types); err != nil {
 		return r, err
 	}

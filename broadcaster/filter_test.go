@@ -2,8 +2,8 @@ package broadcaster
 
 import (
 	"errors"
-	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,16 +22,12 @@ func FuzzParseStreamRequest(f *testing.F) {
 		{"types=task_created,task_updated&status=todo&project=p&batch=250ms", ""},
 		{"task_id=1,2,3&label=a,b&assignee=alice&source=rest_api", "42"},
 		{"types=nope", ""}, {"batch=11s", ""}, {"task_id=0", ""}, {"last_event_id=-1", ""},
-		{"status=todo&status=done", ""}, {"%zz", ""}, {"", "x"}, {"last_event_id=5", "9223372036854775807"},
+		{"status=todo&status=done", ""}, {"%zz", ""}, {"types=task_created;x", ""}, {"", "x"}, {"last_event_id=5", "9223372036854775807"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, query, lastEventID string) {
-		q, err := url.ParseQuery(query)
-		if err != nil {
-			return // not a query a client could send
-		}
-		r, err := ParseStreamRequest(q, lastEventID, vocabulary)
+		r, err := ParseStreamRequest(query, lastEventID, vocabulary)
 		if err != nil {
 			var re *RequestError
 			if !errors.As(err, &re) || re.Field == "" || re.Message == "" {
@@ -75,7 +71,30 @@ func TestFilterMatch(t *testing.T) {
 			t.Errorf("%+v: Match = %v, want %v", tc.f, got, tc.want)
 		}
 	}
-	if r, err := ParseStreamRequest(url.Values{"batch": {"250ms"}}, "", vocabulary); err != nil || r.Batch != 250*time.Millisecond || r.Replay {
+	if r, err := ParseStreamRequest("batch=250ms", "", vocabulary); err != nil || r.Batch != 250*time.Millisecond || r.Replay {
 		t.Errorf("batch=250ms: %+v, %v", r, err)
+	}
+}
+
+// TestParseStreamRequestRefuses checks that a query the stream cannot honour is refused
+// with the parameter, or the query as a whole, named: a query string that does not
+// parse would otherwise lose every filter, and the stream would carry everything.
+func TestParseStreamRequestRefuses(t *testing.T) {
+	for _, tc := range []struct{ name, query, field string }{
+		{"semicolon", "types=bogus;x", "query"},
+		{"bad escape", "status=%zz", "query"},
+		{"bad escape in a name", "%zz=1", "query"},
+		{"over 10,000 parameters", strings.Repeat("types=task_created&", 10_001), "query"},
+		{"no name", "=todo", "query"},
+		{"unknown parameter", "colour=red", "colour"},
+		{"unknown type", "types=task_moved", "types"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ParseStreamRequest(tc.query, "", vocabulary)
+			re, ok := errors.AsType[*RequestError](err)
+			if !ok || re.Field != tc.field || re.Message == "" {
+				t.Fatalf("ParseStreamRequest(%.40q) = %+v, %v; want a RequestError for %s", tc.query, r, err, tc.field)
+			}
+		})
 	}
 }

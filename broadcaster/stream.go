@@ -141,7 +141,7 @@ type stream struct {
 // one write. The price: a client that goes away is noticed at the next write, which
 // the keepalive bounds.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, err := ParseStreamRequest(r.URL.Query(), r.Header.Get("Last-Event-ID"), h.cfg.Vocabulary, "access_token")
+	req, err := ParseStreamRequest(r.URL.RawQuery, r.Header.Get("Last-Event-ID"), h.cfg.Vocabulary, "access_token")
 	if err != nil {
 		var re *RequestError
 		errors.As(err, &re)

@@ -101,11 +101,22 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	v, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	if err != nil || !rfc3339Offset(s) {
 		return fmt.Errorf("not an RFC 3339 time: %q", s)
 	}
 	*t = NewTime(v)
 	return nil
+}
+
+// rfc3339Offset reports whether the offset that ends s, a time that time.Parse took
+// as RFC 3339, is one RFC 3339 allows: Z, or hours 00–23 and minutes 00–59. time.Parse
+// also takes +24:00 and a minute of 60.
+func rfc3339Offset(s string) bool {
+	if strings.HasSuffix(s, "Z") {
+		return true
+	}
+	off := s[len(s)-len("+07:00"):]
+	return off[1:3] <= "23" && off[4:6] <= "59"
 }
 
 // Field is one optional value of an Update: Set reports whether the caller gave it.
