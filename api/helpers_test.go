@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"taskhub/api"
 	"taskhub/broadcaster"
+	"taskhub/broadcaster/tasklog"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
 	"taskhub/web"
@@ -121,22 +123,33 @@ func startServer(t *testing.T, logger *slog.Logger, full bool) *server {
 	})
 	cfg := api.Config{Service: tasks.NewService(db), Logger: logger}
 	if full {
-		hub := broadcaster.New(broadcaster.Config{Log: api.EventLog{Store: db}, Vocabulary: api.StreamVocabulary(), Logger: logger})
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() {
-			defer close(stopped)
-			hub.Run(ctx, 0, nil)
-		}()
-		t.Cleanup(func() {
-			cancel()
-			<-stopped
-		})
+		hub := startHub(t, db, logger)
 		cfg.Stream, cfg.Debug, cfg.Web = hub, hub.Debug(), http.FileServerFS(web.FS())
 	}
 	ts := httptest.NewServer(api.New(cfg))
 	t.Cleanup(ts.Close)
 	return &server{ts}
+}
+
+// startHub runs a hub fed by a tailer of store's log, as taskhub serve runs them,
+// until t ends.
+func startHub(t *testing.T, store tasks.Store, logger *slog.Logger) *broadcaster.Hub {
+	t.Helper()
+	hub := broadcaster.New(broadcaster.Config{Log: tasklog.Log{Store: store}, Vocabulary: api.StreamVocabulary(), Logger: logger})
+	tailer, err := tasks.NewTailer(context.Background(), store, tasks.TailerConfig{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Prime(context.Background(), tailer.Seq()); err != nil {
+		t.Fatal(err)
+	}
+	tailer.Listen(tasklog.Publish(hub))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { hub.Run(ctx) })
+	wg.Go(func() { tailer.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return hub
 }
 
 // send makes one request and reads the whole response. It is do without a *testing.T,

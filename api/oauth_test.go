@@ -25,8 +25,6 @@ import (
 	"time"
 
 	"taskhub/api"
-	"taskhub/broadcaster"
-	"taskhub/broadcaster/tasklog"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
 
@@ -195,30 +193,17 @@ func newOAuthServer(t *testing.T, o *api.OAuth, tokens *api.Tokens) *server {
 		t.Fatalf("open database: %v", err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	hub := broadcaster.New(broadcaster.Config{Log: tasklog.Log{Store: db}, Vocabulary: api.StreamVocabulary(), Logger: logger})
-	tailer, err := tasks.NewTailer(context.Background(), db, tasks.TailerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hub.Prime(context.Background(), tailer.Seq()); err != nil {
-		t.Fatal(err)
-	}
-	tailer.Listen(tasklog.Publish(hub))
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { hub.Run(ctx) })
-	wg.Go(func() { tailer.Run(ctx) })
-	cfg := api.Config{Service: tasks.NewService(db), Logger: logger, Stream: hub, MCP: callerEcho, Debug: callerEcho, OAuth: o}
-	if tokens != nil {
-		cfg.Auth = api.NewAuth(tokens)
-	}
-	ts := httptest.NewServer(api.New(cfg))
 	t.Cleanup(func() {
 		if err := db.Close(); err != nil {
 			t.Errorf("close database: %v", err)
 		}
 	})
-	t.Cleanup(func() { stop(); wg.Wait() })
+	hub := startHub(t, db, logger)
+	cfg := api.Config{Service: tasks.NewService(db), Logger: logger, Stream: hub, MCP: callerEcho, Debug: callerEcho, OAuth: o}
+	if tokens != nil {
+		cfg.Auth = api.NewAuth(tokens)
+	}
+	ts := httptest.NewServer(api.New(cfg))
 	t.Cleanup(ts.Close)
 	return &server{ts}
 }
