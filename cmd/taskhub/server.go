@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"taskhub/api"
+	"taskhub/broadcaster"
+	"taskhub/mcptools"
+	"taskhub/tasks"
+	"taskhub/tasks/sqlite"
+	"taskhub/web"
+)
+
+// Config is what a Server is built from: everything `taskhub serve` takes from its
+// flags and the environment. DefaultConfig gives serve's defaults.
+type Config struct {
+	// Addr is the host:port to listen on; port 0 picks a free one.
+	Addr string
+	// DB is the SQLite database file, created if missing.
+	DB string
+	// Insecure allows a non-loopback Addr without tokens.
+	Insecure bool
+	// Token is the one token clients must send, with every scope. Not with TokensFile.
+	Token string
+	// TokensFile is a JSON list of tokens, reloaded when it changes.
+	TokensFile string
+	// WriteRate is the changes per second allowed per token (per client address
+	// without tokens); 0: no limit.
+	WriteRate float64
+	// MaxStreamsPerToken bounds one token's open event streams; 0: no limit.
+	MaxStreamsPerToken int
+	// Keepalive is the silence after which a stream gets a keepalive comment.
+	Keepalive time.Duration
+	// StreamQueue is how many events one stream may have queued before it is dropped.
+	StreamQueue int
+	// EventRetention is how long events are kept; 0 keeps them all.
+	EventRetention time.Duration
+	// CORSOrigins are the browser origins allowed to call /mcp besides the server's own.
+	CORSOrigins []string
+	// Watch are directories whose files' changes become file_changed events.
+	Watch []string
+	// Logger gets the server's logs; nil discards them.
+	Logger *slog.Logger
+	// ShutdownGrace bounds how long Close waits for the requests in flight.
+	ShutdownGrace time.Duration
+}
+
+// DefaultConfig returns the configuration of `taskhub serve` without flags.
+func DefaultConfig() Config {
+	return Config{
+		Addr:               "127.0.0.1:8080",
+		DB:                 "./taskhub.db",
+		MaxStreamsPerToken: 100,
+		Keepalive:          broadcaster.DefaultKeepalive,
+		StreamQueue:        broadcaster.DefaultQueueCap,
+		EventRetention:     7 * 24 * time.Hour,
+		ShutdownGrace:      10 * time.Second,
+	}
+}
+
+// check refuses a configuration the server cannot run with. The messages name the
+// flags, which the fields mirror.
+func (c *Config) check() error {
+	switch {
+	case c.Token != "" && c.TokensFile != "":
+		return fmt.Errorf("%w: give --token (TASKHUB_TOKEN) or --tokens-file, not both", errUsage)
+	case c.WriteRate < 0 || c.MaxStreamsPerToken < 0:
+		return fmt.Errorf("%w: --write-rate and --max-streams-per-token must not be negative", errUsage)
+	case c.Keepalive <= 0:
+		return fmt.Errorf("%w: --keepalive must be positive, got %s", errUsage, c.Keepalive)
+	case c.EventRetention < 0:
+		return fmt.Errorf("%w: --event-retention must not be negative, got %s", errUsage, c.EventRetention)
+	case c.StreamQueue < 1:
+		return fmt.Errorf("%w: --stream-queue must be at least 1, got %d", errUsage, c.StreamQueue)
+	case c.ShutdownGrace < 0:
+		return fmt.Errorf("the shutdown grace must not be negative, got %s", c.ShutdownGrace)
+	}
+	return nil
+}
+
+// Server is TaskHub's server: the database, the event hub, MCP and the HTTP API
+// wired together. Run starts it, Close stops it.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+
+	store    *sqlite.DB
+	hub      *broadcaster.Hub
+	mcp      *mcptools.Server
+	http     *http.Server
+	ln       net.Listener
+	served   chan struct{} // closed when http.Serve has returned, with serveErr
+	serveErr error
+
+	// The background loops (tailer, pruning, watchers) stop, and are waited for,
+	// before the store closes.
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
+	closers        []func() error // run by Close in reverse order, after the background
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewServer returns a Server for cfg; Run starts it.
+func NewServer(cfg Config) *Server {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, logger: logger}
+}
+
+// Run opens the database, starts the background work and listens. It returns once
+// the server is serving, or with the reason it could not start, having undone what it
+// had started. ctx bounds the start only; the server runs until Close.
+func (s *Server) Run(ctx context.Context) (err error) {
+	cfg := &s.cfg
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	auth, err := s.auth()
+	if err != nil {
+		return err
+	}
+	if err := checkLoopback(cfg.Addr, cfg.Insecure || auth != nil); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.Close())
+		}
+	}()
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	s.stopBackground = stopBackground
+
+	if s.store, err = sqlite.Open(ctx, cfg.DB); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, s.store.Close)
+
+	metrics := api.NewMetrics()
+	var stillValid func(context.Context) bool
+	if auth != nil {
+		stillValid = auth.StillValid
+	}
+	s.hub = broadcaster.New(broadcaster.Config{
+		Log:        api.EventLog{Store: s.store},
+		Vocabulary: api.StreamVocabulary(),
+		Logger:     s.logger.With("component", "broadcaster"),
+		Keepalive:  cfg.Keepalive,
+		QueueCap:   cfg.StreamQueue,
+		Observe:    metrics.ObserveDelivery,
+		// Streams are owned by tokens; without tokens the limit has nothing to count.
+		MaxStreamsPerOwner: cfg.MaxStreamsPerToken,
+		StillValid:         stillValid,
+	})
+	metrics.WatchHub(s.hub.Stats)
+	service := tasks.NewService(s.store)
+	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller})
+	// Before anything can change the log: the file watchers below, or a client.
+	if err := s.followLog(ctx, bgCtx); err != nil {
+		return err
+	}
+
+	if cfg.EventRetention > 0 {
+		s.background.Go(func() { prune(bgCtx, s.store, cfg.EventRetention, s.logger.With("component", "retention")) })
+	}
+	if cfg.TokensFile != "" {
+		tokensLog := s.logger.With("component", "auth")
+		watcher, err := api.NewTokensWatcher(cfg.TokensFile, auth, tokensLog, func(old, next *api.Tokens) {
+			revoked := func(name string) bool { return next.Revoked(old, name) }
+			if n := s.hub.CloseOwned(revoked) + s.mcp.CloseOwned(revoked); n > 0 {
+				tokensLog.Info("closed the streams of revoked tokens", "streams", n)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		s.background.Go(func() { watcher.Run(bgCtx) })
+	}
+	if err := startWatchers(bgCtx, &s.background, cfg.Watch, service, s.logger.With("component", "watch")); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler: api.New(api.Config{
+			Service:     service,
+			Logger:      s.logger.With("component", "api"),
+			Stream:      s.hub,
+			Debug:       s.hub.Debug(),
+			Metrics:     metrics.Handler(),
+			MCP:         s.mcp.Handler(mcptools.HTTPConfig{Heartbeat: cfg.Keepalive, AllowedOrigins: cfg.CORSOrigins}),
+			Web:         http.FileServerFS(web.FS()),
+			Auth:        auth,
+			WriteRate:   cfg.WriteRate,
+			CORSOrigins: cfg.CORSOrigins,
+			// Without tokens the server is on loopback (checkLoopback): a request that
+			// names another host there is a web page that rebound its name (DNS rebinding).
+			LoopbackHostOnly: auth == nil && !cfg.Insecure,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		s.serveErr = s.http.Serve(ln)
+	}()
+	s.logger.Info("serving", "addr", ln.Addr().String(), "db", cfg.DB, "version", version)
+	return nil
+}
+
+// followLog carries the events committed to the log, by this process or another on
+// the same file, to their readers: the hub, which streams them, and MCP's resource
+// subscriptions. It is the one place that knows how events travel from the store to
+// them. The events from here on are carried: ctx bounds reading where the log ends,
+// bgCtx the carrying.
+func (s *Server) followLog(ctx, bgCtx context.Context) error {
+	from, err := s.store.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	unlisten := s.hub.Listen(func(e *broadcaster.Event) {
+		if e.TaskID != 0 {
+			s.mcp.TaskChanged(e.TaskID)
+		}
+	})
+	s.closers = append(s.closers, func() error { unlisten(); return nil })
+	s.background.Go(func() { s.hub.Run(bgCtx, from, s.store.Committed()) })
+	return nil
+}
+
+// auth returns the server's token check, or nil when it has no tokens.
+func (s *Server) auth() (*api.Auth, error) {
+	switch {
+	case s.cfg.Token != "":
+		return api.NewAuth(api.SingleToken(s.cfg.Token)), nil
+	case s.cfg.TokensFile != "":
+		tokens, err := api.LoadTokens(s.cfg.TokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if tokens.Len() == 0 {
+			s.logger.Warn("the tokens file lists no token: every request but /healthz and the dashboard's files is refused", "path", s.cfg.TokensFile)
+		}
+		return api.NewAuth(tokens), nil
+	}
+	return nil, nil
+}
+
+// URL is where the server listens, as http://HOST:PORT. Only after Run.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Stopped is closed when the server stops serving: after Close, or when serving
+// failed (Close then says why). Only after Run.
+func (s *Server) Stopped() <-chan struct{} { return s.served }
+
+// Close stops the server: it ends the event streams, gives the requests in flight
+// ShutdownGrace to finish, stops the background work and closes the database, whose
+// queued writes finish first. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Server) close() error {
+	var errs []error
+	// The streams end first: Shutdown waits for every request, and a stream would not
+	// end by itself.
+	if s.stopBackground != nil {
+		s.stopBackground()
+	}
+	if s.mcp != nil {
+		s.mcp.Close()
+	}
+	if s.http != nil {
+		s.logger.Info("shutting down")
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
+		cancel()
+		<-s.served
+		if !errors.Is(s.serveErr, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("serve: %w", s.serveErr))
+		}
+	}
+	s.background.Wait()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if s.http != nil {
+		s.logger.Info("stopped")
+	}
+	return nil
+}
+
+// prune deletes the events older than retention now and then, until ctx ends.
+func prune(ctx context.Context, store *sqlite.DB, retention time.Duration, logger *slog.Logger) {
+	every := min(max(retention/10, 100*time.Millisecond), 10*time.Minute)
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		n, err := store.PruneEvents(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("prune events", "err", err)
+		case n > 0:
+			logger.Info("pruned events", "count", n, "older_than", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// checkLoopback refuses an address other machines can reach, unless insecure (which
+// tokens imply): without tokens, anyone who can connect can change every task.
+func checkLoopback(addr string, insecure bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: --addr %q: %v", errUsage, addr, err)
+	}
+	if insecure || host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w: --addr %s is not a loopback address, and without tokens anyone who reaches it can change every task; pass --insecure to serve it anyway",
+		errUsage, addr)
+}
