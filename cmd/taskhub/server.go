@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,7 +23,9 @@ import (
 // Config is what a Server is built from: everything `taskhub serve` takes from its
 // flags and the environment. DefaultConfig gives serve's defaults.
 type Config struct {
-	// Addr is the host:port to listen on; port 0 picks a free one.
+	// Addr is the host:port to listen on; port 0 picks a free one. Empty is
+	// 127.0.0.1:8080 or, when another server holds that port, the next free one up to
+	// 8099.
 	Addr string
 	// DB is the SQLite database file, created if missing.
 	DB string
@@ -55,7 +59,6 @@ type Config struct {
 // DefaultConfig returns the configuration of `taskhub serve` without flags.
 func DefaultConfig() Config {
 	return Config{
-		Addr:               "127.0.0.1:8080",
 		DB:                 "./taskhub.db",
 		MaxStreamsPerToken: 100,
 		Keepalive:          broadcaster.DefaultKeepalive,
@@ -64,6 +67,14 @@ func DefaultConfig() Config {
 		ShutdownGrace:      10 * time.Second,
 	}
 }
+
+// The default address: its port or, when that is taken, the next free one up to
+// lastDefaultPort.
+const (
+	defaultHost      = "127.0.0.1"
+	firstDefaultPort = 8080
+	lastDefaultPort  = 8099
+)
 
 // check refuses a configuration the server cannot run with. The messages name the
 // flags, which the fields mirror.
@@ -130,7 +141,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := checkLoopback(cfg.Addr, cfg.Insecure || auth != nil); err != nil {
+	if err := checkLoopback(cmp.Or(cfg.Addr, defaultHost+":0"), cfg.Insecure || auth != nil); err != nil {
 		return err
 	}
 	defer func() {
@@ -190,7 +201,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := s.listen()
 	if err != nil {
 		return err
 	}
@@ -223,6 +234,34 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}()
 	s.logger.Info("serving", "addr", ln.Addr().String(), "db", cfg.DB, "version", version)
 	return nil
+}
+
+// listen listens on the configured address. Without one, it takes the default port
+// or, when another server holds it, the next free one, and says so: `make run` beside
+// a running server still starts.
+func (s *Server) listen() (net.Listener, error) {
+	if s.cfg.Addr != "" {
+		ln, err := net.Listen("tcp", s.cfg.Addr)
+		if addrInUse(err) {
+			return nil, fmt.Errorf("%w: is another taskhub running there? Pass another --addr (--addr 127.0.0.1:0 picks a free port)", err)
+		}
+		return ln, err
+	}
+	for port := firstDefaultPort; port <= lastDefaultPort; port++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort(defaultHost, strconv.Itoa(port)))
+		if err == nil {
+			if port != firstDefaultPort {
+				s.logger.Warn("the default port is in use, perhaps by another taskhub: listening on the next free one",
+					"in_use", fmt.Sprintf("%s:%d-%d", defaultHost, firstDefaultPort, port-1), "addr", ln.Addr().String())
+			}
+			return ln, nil
+		}
+		if !addrInUse(err) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("listen: the ports %d to %d of %s are all in use; pass --addr (--addr 127.0.0.1:0 picks a free port)",
+		firstDefaultPort, lastDefaultPort, defaultHost)
 }
 
 // followLog carries the events committed to the log, by this process or another on

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// holdPort keeps addr taken for the rest of the test: by this test, unless another
+// process already holds it.
+func holdPort(t *testing.T, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if addrInUse(err) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+}
+
+// serveCLI runs `taskhub serve` with args in this process, as main would, logging into
+// log. It returns the URL of the listening line, or "" with the exit status if serve
+// ended without one; otherwise serve stops when the test ends, and must exit 0.
+func serveCLI(t *testing.T, log io.Writer, args ...string) (url string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, w := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, append([]string{"serve"}, args...), w, log)
+		w.Close()
+		done <- code
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		cancel()
+		return "", <-done
+	}
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d", code)
+		}
+	})
+	url, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "taskhub listening on ")
+	if !ok {
+		t.Fatalf("listening line %q", line)
+	}
+	return url, 0
+}
+
+// TestDefaultPortTaken: without --addr or TASKHUB_ADDR, serve beside a server that
+// holds 8080 listens on the next free port, and says so.
+func TestDefaultPortTaken(t *testing.T) {
+	t.Setenv("TASKHUB_ADDR", "")
+	if err := os.Unsetenv("TASKHUB_ADDR"); err != nil {
+		t.Fatal(err)
+	}
+	holdPort(t, "127.0.0.1:8080")
+	log := newSyncBuffer()
+	base, code := serveCLI(t, log, "--db", t.TempDir()+"/taskhub.db")
+	if base == "" {
+		t.Fatalf("serve exited %d:\n%s", code, log.String())
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port, _ := strconv.Atoi(u.Port()); u.Hostname() != "127.0.0.1" || port <= 8080 || port > 8099 {
+		t.Errorf("listening on %s, want 127.0.0.1 and a port of 8081-8099", base)
+	}
+	if want := "addr=" + u.Host; !strings.Contains(log.String(), "the default port is in use") || !strings.Contains(log.String(), want) {
+		t.Errorf("the log does not say the default port is in use and %s is used instead:\n%s", want, log.String())
+	}
+	call(t, "GET", base+"/healthz", "", 200, nil)
+}
+
+// TestGivenAddrTaken: an address given by flag or environment is the one to use, even
+// when it is the default's; taken, serve fails and says how to get a free port. So
+// does a default whose every port is taken.
+func TestGivenAddrTaken(t *testing.T) {
+	for port := 8080; port <= 8099; port++ {
+		holdPort(t, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	db := t.TempDir() + "/taskhub.db"
+	for _, tc := range []struct {
+		name string
+		env  string
+		args []string
+	}{
+		{"flag", "", []string{"--addr", "127.0.0.1:8080"}},
+		{"environment", "127.0.0.1:8099", nil},
+		{"default", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("TASKHUB_ADDR", tc.env)
+			if tc.env == "" {
+				if err := os.Unsetenv("TASKHUB_ADDR"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			log := newSyncBuffer()
+			url, code := serveCLI(t, log, append([]string{"--db", db}, tc.args...)...)
+			if url != "" || code != 1 || !strings.Contains(log.String(), "--addr 127.0.0.1:0") {
+				t.Errorf("listening on %q, exit %d; want exit 1 and a hint at --addr 127.0.0.1:0 in:\n%s", url, code, log.String())
+			}
+		})
+	}
+}
