@@ -52,7 +52,8 @@ type Config struct {
 	Watch []string
 	// Logger gets the server's logs; nil discards them.
 	Logger *slog.Logger
-	// ShutdownGrace bounds how long Close waits for the requests in flight.
+	// ShutdownGrace bounds how long Close waits for the requests in flight before it
+	// closes their connections.
 	ShutdownGrace time.Duration
 }
 
@@ -109,6 +110,7 @@ type Server struct {
 	ln       net.Listener
 	served   chan struct{} // closed when http.Serve has returned, with serveErr
 	serveErr error
+	conns    sync.WaitGroup // the connections being served: see countConn
 
 	// The background loops (tailer, pruning, watchers) stop, and are waited for,
 	// before the store closes.
@@ -226,6 +228,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.With("component", "http").Handler(), slog.LevelWarn),
+		ConnState:         s.countConn,
 	}
 	s.served = make(chan struct{})
 	go func() {
@@ -310,8 +313,9 @@ func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 func (s *Server) Stopped() <-chan struct{} { return s.served }
 
 // Close stops the server: it ends the event streams, gives the requests in flight
-// ShutdownGrace to finish, stops the background work and closes the database, whose
-// queued writes finish first. It is safe to call more than once.
+// ShutdownGrace to finish and then closes the connections still open, stops the
+// background work and closes the database, whose queued writes finish first. It is
+// safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.close() })
 	return s.closeErr
@@ -329,15 +333,7 @@ func (s *Server) close() error {
 	}
 	if s.http != nil {
 		s.logger.Info("shutting down")
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
-		if err := s.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("shutdown: %w", err))
-		}
-		cancel()
-		<-s.served
-		if !errors.Is(s.serveErr, http.ErrServerClosed) {
-			errs = append(errs, fmt.Errorf("serve: %w", s.serveErr))
-		}
+		errs = append(errs, s.shutdown())
 	}
 	s.background.Wait()
 	for i := len(s.closers) - 1; i >= 0; i-- {
@@ -350,6 +346,42 @@ func (s *Server) close() error {
 		s.logger.Info("stopped")
 	}
 	return nil
+}
+
+// shutdown stops serving HTTP. The requests in flight get ShutdownGrace to finish;
+// then the connections still open are closed, so that a client slow to send its
+// request (a body trickling in) cannot hold the server up. Their handlers are waited
+// for all the same: a change the store has taken is finished, and answered if its
+// connection still stands, before the store closes.
+func (s *Server) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.logger.Warn("closing the connections whose requests did not finish within the shutdown grace", "grace", s.cfg.ShutdownGrace)
+		err = s.http.Close()
+	}
+	if err != nil {
+		err = fmt.Errorf("shutdown: %w", err)
+	}
+	<-s.served
+	if !errors.Is(s.serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("serve: %w", s.serveErr))
+	}
+	s.conns.Wait() // every connection's StateNew was counted before Serve returned
+	return err
+}
+
+// countConn keeps s.conns: one for each connection net/http is serving, so that
+// shutdown can wait for their handlers, which http.Server.Close does not. A connection
+// a handler took over (an event stream) is its owner's.
+func (s *Server) countConn(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		s.conns.Add(1)
+	case http.StateHijacked, http.StateClosed:
+		s.conns.Done()
+	}
 }
 
 // prune deletes the events older than retention now and then, until ctx ends.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"taskhub/tasks"
+	"taskhub/tasks/sqlite"
 )
 
 // holdPort keeps addr taken for the rest of the test: by this test, unless another
@@ -114,5 +119,57 @@ func TestGivenAddrTaken(t *testing.T) {
 				t.Errorf("listening on %q, exit %d; want exit 1 and a hint at --addr 127.0.0.1:0 in:\n%s", url, code, log.String())
 			}
 		})
+	}
+}
+
+// TestShutdownEndsSlowRequests: a client trickling its request body holds a stopping
+// server for the shutdown grace at most; then its connection is closed and Close
+// succeeds (serve exits 0). The change acknowledged before is kept.
+func TestShutdownEndsSlowRequests(t *testing.T) {
+	cfg := testConfig(t, DefaultConfig())
+	cfg.ShutdownGrace = 200 * time.Millisecond
+	s := runServer(t, cfg)
+	id := createTask(t, s.URL(), `{"title":"acknowledged"}`)
+
+	conn, err := net.Dial("tcp", s.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/tasks HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n", s.ln.Addr())
+	r := bufio.NewReader(conn)
+	// net/http says 100 Continue when the handler starts reading the body.
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("reading 100 Continue: %q, %v", line, err)
+	}
+	if _, err := io.WriteString(conn, `{"title": "never fin`); err != nil {
+		t.Fatal(err)
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still waits 10s after it began, with a grace of 200ms")
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, r); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("the slow client's connection is still open")
+	}
+
+	store, err := sqlite.Open(context.Background(), cfg.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if task, err := tasks.NewService(store).Get(context.Background(), id); err != nil || task.Title != "acknowledged" {
+		t.Errorf("after shutdown: %+v, %v", task, err)
+	}
+	if n, err := store.LastSeq(context.Background()); err != nil || n != 1 {
+		t.Errorf("the log ends at %d (%v), want 1: the slow request made a change", n, err)
 	}
 }
