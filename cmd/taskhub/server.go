@@ -207,7 +207,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	s.ln = ln
+	s.ln = errorShapeListener{ln.(*net.TCPListener)} // what net.Listen("tcp", …) returns
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service:     service,
@@ -224,6 +224,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			// names another host there is a web page that rebound its name (DNS rebinding).
 			LoopbackHostOnly: auth == nil && !cfg.Insecure,
 		}),
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -233,7 +234,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.served = make(chan struct{})
 	go func() {
 		defer close(s.served)
-		s.serveErr = s.http.Serve(ln)
+		s.serveErr = s.http.Serve(s.ln)
 	}()
 	s.logger.Info("serving", "addr", ln.Addr().String(), "db", cfg.DB, "version", version)
 	return nil

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -171,5 +173,40 @@ func TestShutdownEndsSlowRequests(t *testing.T) {
 	}
 	if n, err := store.LastSeq(context.Background()); err != nil || n != 1 {
 		t.Errorf("the log ends at %d (%v), want 1: the slow request made a change", n, err)
+	}
+}
+
+// TestHeaderTooLarge: a request whose header is over 1 MiB gets 431 in the error shape
+// of every other response, not net/http's text; one just under the limit is served.
+func TestHeaderTooLarge(t *testing.T) {
+	url, _ := startServer(t)
+	get := func(size int) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Filler", strings.Repeat("x", size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	if resp, body := get(1<<20 - 1024); resp.StatusCode != http.StatusOK {
+		t.Errorf("a header just under 1 MiB: %d %s", resp.StatusCode, body)
+	}
+	resp, body := get(1<<20 + 16<<10)
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge ||
+		resp.Header.Get("Content-Type") != "application/json" || e.Error.Code != "invalid_argument" || !strings.Contains(e.Error.Message, "1 MiB") {
+		t.Errorf("a header over 1 MiB: %d %v %s; want 431 and a JSON error", resp.StatusCode, resp.Header, body)
 	}
 }
