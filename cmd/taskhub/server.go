@@ -271,8 +271,8 @@ func (s *Server) listen() (net.Listener, error) {
 // followLog carries the events committed to the log, by this process or another on
 // the same file, to their readers: the hub, which streams them, and MCP's resource
 // subscriptions. It is the one place that knows how events travel from the store to
-// them. The events from here on are carried: ctx bounds reading where the log ends,
-// bgCtx the carrying.
+// them, and it carries every event committed from now on: ctx bounds reading where
+// the log ends, bgCtx how long the events are carried.
 func (s *Server) followLog(ctx, bgCtx context.Context) error {
 	from, err := s.store.LastSeq(ctx)
 	if err != nil {
