@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -253,23 +253,14 @@ func TestAccessTokenOnlyOnStream(t *testing.T) {
 // startServerLogged is startServer with the server's log at info level in a buffer.
 func startServerLogged(t *testing.T, flags ...string) (url string, log *syncBuffer) {
 	t.Helper()
-	log = newSyncBuffer()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, w := io.Pipe()
-	done := make(chan int, 1)
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "taskhub.db")}, flags...)
-	go func() { done <- run(ctx, args, w, log) }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("serve: %v; log:\n%s", err, log.String())
+	cfg := DefaultConfig()
+	if err := serveFlags(&cfg, flags, io.Discard); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exited %d", code)
-		}
-	})
-	return strings.TrimSpace(strings.TrimPrefix(line, "taskhub listening on ")), log
+	cfg = testConfig(t, cfg)
+	log = newSyncBuffer()
+	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	return runServer(t, cfg).URL(), log
 }
 
 // TestTokensReload rewrites the tokens file by rename while streams are open: the

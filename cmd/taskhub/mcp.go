@@ -50,7 +50,7 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	bgCtx, stop := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	defer func() { stop(); background.Wait() }()
-	if _, err := followLog(bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer")); err != nil {
+	if err := tailLog(ctx, bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer")); err != nil {
 		return err
 	}
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,27 +15,41 @@ import (
 	"time"
 )
 
-// startServer runs `taskhub serve` in this process on a fresh database, with extra
-// flags, and returns its URL and database path. It stops when the test ends.
+// startServer runs the server in this process on a fresh database and a free port,
+// configured by flags as `taskhub serve` parses them, and returns its URL and
+// database path. It stops when the test ends.
 func startServer(tb testing.TB, flags ...string) (url, db string) {
 	tb.Helper()
-	db = filepath.Join(tb.TempDir(), "taskhub.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, w := io.Pipe()
-	done := make(chan int, 1)
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--log-level", "error"}, flags...)
-	go func() { done <- run(ctx, args, w, io.Discard) }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		tb.Fatalf("serve: %v", err)
+	cfg := DefaultConfig()
+	if err := serveFlags(&cfg, flags, io.Discard); err != nil {
+		tb.Fatal(err)
+	}
+	s := runServer(tb, testConfig(tb, cfg))
+	return s.URL(), s.cfg.DB
+}
+
+// testConfig is cfg on a fresh database and a free port of loopback, logging nowhere.
+func testConfig(tb testing.TB, cfg Config) Config {
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DB = filepath.Join(tb.TempDir(), "taskhub.db")
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	return cfg
+}
+
+// runServer runs a Server built from cfg and closes it when the test ends, as a
+// signal would: closing must succeed.
+func runServer(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	s := NewServer(cfg)
+	if err := s.Run(context.Background()); err != nil {
+		tb.Fatalf("run: %v", err)
 	}
 	tb.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			tb.Errorf("serve exited %d", code)
+		if err := s.Close(); err != nil {
+			tb.Errorf("close: %v", err)
 		}
 	})
-	return strings.TrimSpace(strings.TrimPrefix(line, "taskhub listening on ")), db
+	return s
 }
 
 // sseMsg is one message of a stream: an event, or a comment line.

@@ -541,8 +541,8 @@ func TestDashboardRoutes(t *testing.T) {
 		{"/API/tasks", "application/json", http.StatusNotFound},
 		{"/api", "application/json", http.StatusNotFound},
 		{"/Events/stream", "application/json", http.StatusNotFound},
-		{"/nope", "text/plain", http.StatusNotFound},
-		{"/apiary", "text/plain", http.StatusNotFound},
+		{"/nope", "application/json", http.StatusNotFound}, // an unknown path: JSON, whatever it looks like
+		{"/apiary", "application/json", http.StatusNotFound},
 	} {
 		resp, err := http.Get(url + tc.path)
 		if err != nil {

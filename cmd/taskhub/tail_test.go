@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -232,33 +230,18 @@ func TestTailText(t *testing.T) {
 	}
 }
 
-// serveAt runs `taskhub serve` in this process on addr and the database file db, and
+// serveAt runs the server in this process on addr and the database file db, and
 // returns its URL and a func that stops it as SIGTERM would (also run at the end).
 func serveAt(t *testing.T, addr, db string) (url string, stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, w := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--db", db, "--log-level", "error"}, w, io.Discard)
-		w.Close()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("serve on %s: %v (exit %d)", addr, err, <-done)
+	cfg := testConfig(t, DefaultConfig())
+	cfg.Addr, cfg.DB = addr, db
+	s := runServer(t, cfg)
+	return s.URL(), func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
 	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if code := <-done; code != 0 {
-				t.Errorf("serve exited %d", code)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return strings.TrimSpace(strings.TrimPrefix(line, "taskhub listening on ")), stop
 }
 
 // TestTailReconnectsAfterRestart stops the server, which ends the stream cleanly, and

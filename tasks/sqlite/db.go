@@ -17,13 +17,15 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	"taskhub/migrations"
 	"taskhub/tasks"
 
 	"github.com/fsnotify/fsnotify"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // maxBatch bounds how many changes share one transaction.
@@ -64,7 +66,9 @@ type op struct {
 var _ tasks.Store = (*DB)(nil)
 
 // Open opens the database file at path, creating it if needed, and brings its schema
-// up to date. A database whose schema is newer than this binary is refused.
+// up to date. A database whose schema is newer than this binary is refused, and so is
+// a file that is damaged or cannot be written: better at the start, with a message
+// that says so, than with every change failing later.
 func Open(ctx context.Context, path string) (*DB, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -84,9 +88,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, write, migrations.FS); err != nil {
+	if err := prepare(ctx, write); err != nil {
 		write.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, explain(err))
 	}
 	// The writer keeps the connection for good and runs BEGIN and COMMIT itself, so it
 	// can prepare a statement on it at any time, also inside a transaction.
@@ -119,6 +123,88 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	go db.run()
 	return db, nil
+}
+
+// prepare makes the database on db ready for use: it checks that the file is intact
+// before anything is written into it, migrates its schema, and checks that it can be
+// written.
+func prepare(ctx context.Context, db *sql.DB) error {
+	if err := checkIntact(ctx, db); err != nil {
+		return err
+	}
+	if err := migrate(ctx, db, migrations.FS); err != nil {
+		return err
+	}
+	return checkWritable(ctx, db)
+}
+
+// checkIntact runs SQLite's quick check, which reads every page of the file and
+// checks its structure, but not that each index matches its table (integrity_check,
+// which also does that, takes about three times as long). On a file of 100,000 tasks
+// (95 MB) it takes 0.6-1 s.
+func checkIntact(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, "PRAGMA quick_check(3)")
+	if err != nil {
+		return fmt.Errorf("check the file: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return fmt.Errorf("check the file: %w", err)
+		}
+		if p != "ok" {
+			p = strings.TrimPrefix(p, "*** in database main ***\n")
+			problems = append(problems, strings.ReplaceAll(p, "\n", "; "))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("check the file: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errDamaged, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// errDamaged says that the file's pages are not what SQLite wrote.
+var errDamaged = errors.New("the file is damaged")
+
+// checkWritable checks that the database can be written: SQLite opens a file that it
+// may not write read-only, without a word, and every change would then fail. The
+// statement changes nothing and is rolled back, but it needs a writable file.
+func checkWritable(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("check the file can be written: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE schema_migrations SET version = version WHERE 0"); err != nil {
+		return fmt.Errorf("check the file can be written: %w", err)
+	}
+	return nil
+}
+
+// explain adds to an error in opening the database what it means for the file's owner,
+// when the file itself is the cause.
+func explain(err error) error {
+	if errors.Is(err, errDamaged) {
+		return fmt.Errorf("%w; taskhub will not write into it: restore it from a backup", err)
+	}
+	e, ok := errors.AsType[*sqlite.Error](err)
+	if !ok {
+		return err
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_READONLY:
+		return fmt.Errorf("the file, or the directory it is in, cannot be written, and taskhub must write both (SQLite keeps its write-ahead log beside the file): %w", err)
+	case sqlite3.SQLITE_CORRUPT:
+		return fmt.Errorf("the file is damaged; taskhub will not write into it: restore it from a backup: %w", err)
+	case sqlite3.SQLITE_NOTADB:
+		return fmt.Errorf("the file is not an SQLite database, or is damaged: %w", err)
+	}
+	return err
 }
 
 // Committed returns a channel that receives a value after transactions commit, in
@@ -233,7 +319,10 @@ func (w *writeTx) run(batch []*op, results []error) error {
 		}
 		if results[i] = runOp(o, w); results[i] != nil {
 			if _, err := w.exec("ROLLBACK TO op"); err != nil {
-				return w.abort("roll back to savepoint", err)
+				// The savepoint is gone when SQLite has undone the whole transaction,
+				// as it does after some errors (a full disk, say): the op's error is then
+				// the reason every other op failed too.
+				return w.abort("roll back to savepoint", errors.Join(results[i], err))
 			}
 		}
 		if _, err := w.exec("RELEASE op"); err != nil {

@@ -1,9 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -173,4 +177,134 @@ func TestPruneEvents(t *testing.T) {
 	if first, last := bounds(); first != 4 || last != 4 {
 		t.Fatalf("after a new event: first %d, last %d; seqs are never reused", first, last)
 	}
+}
+
+// TestDiskFull: a write that finds no room says that the disk is full and changes
+// nothing, and writing works again once there is room. A database at its
+// max_page_count gets from SQLite the SQLITE_FULL that a full disk gives.
+func TestDiskFull(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, filepath.Join(t.TempDir(), "taskhub.db"))
+	svc := tasks.NewService(db)
+	if _, err := svc.Create(ctx, tasks.Update{Title: tasks.Value("before")}); err != nil {
+		t.Fatal(err)
+	}
+	setMaxPages := func(n int) {
+		t.Helper()
+		err := db.Write(ctx, func(tx tasks.Tx) error {
+			_, err := tx.(*writeTx).exec(fmt.Sprintf("PRAGMA max_page_count = %d", n))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setMaxPages(1) // SQLite makes it the pages the file has now
+	big := tasks.Update{Title: tasks.Value("no room"), Description: tasks.Value(strings.Repeat("x", 60000))}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs { // in one transaction, most likely
+		wg.Go(func() { _, errs[i] = svc.Create(ctx, big) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		e, ok := errors.AsType[*tasks.Error](err)
+		if !ok || e.Code != tasks.EInternal || !strings.Contains(e.Message, "disk") || !strings.Contains(e.Message, "full") {
+			t.Errorf("write %d on a full disk: %v; want an internal error saying the disk is full", i, err)
+		}
+	}
+	if last, err := db.LastSeq(ctx); err != nil || last != 1 {
+		t.Errorf("the log ends at %d (%v), want 1: a write on a full disk changed something", last, err)
+	}
+
+	setMaxPages(1 << 30)
+	if _, err := svc.Create(ctx, big); err != nil {
+		t.Fatalf("once there is room again: %v", err)
+	}
+}
+
+// TestOpenRefusesDamagedFile: a file with a page overwritten (as a failing disk or a
+// torn copy leaves it) is refused at Open, with a message that says so, and nothing
+// is written into it.
+func TestOpenRefusesDamagedFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "taskhub.db")
+	db := openTest(t, path)
+	svc := tasks.NewService(db)
+	for range 100 {
+		if _, err := svc.Create(ctx, tasks.Update{Title: tasks.Value("filler"), Description: tasks.Value(strings.Repeat("x", 1000))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damagePage(t, path)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if db, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "damaged") {
+		if err == nil {
+			db.Close()
+		}
+		t.Fatalf("opening a damaged file: %v; want an error saying it is damaged", err)
+	}
+	if after, err := os.ReadFile(path); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("Open changed the damaged file (%v)", err)
+	}
+}
+
+// damagePage overwrites a page in the middle of the database file at path.
+func damagePage(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pageSize = 4096
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, pageSize), fi.Size()/pageSize/2*pageSize); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenRefusesReadOnlyFile: a database file that cannot be written is refused at
+// Open, with a message that says so, rather than opened for every change to fail.
+func TestOpenRefusesReadOnlyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "taskhub.db")
+	openTest(t, path).Close()
+	makeReadOnly(t, path)
+	db, err := Open(context.Background(), path)
+	if err == nil {
+		db.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "cannot be written") {
+		t.Fatalf("opening a read-only file: %v; want an error saying it cannot be written", err)
+	}
+}
+
+// makeReadOnly makes the file at path read-only for this process until the test ends.
+// Permissions do not stop root, so as root it makes the file immutable (chattr +i).
+func makeReadOnly(t *testing.T, path string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(path, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+		t.Skipf("running as root, and chattr +i cannot make a file read-only here: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("chattr", "-i", path).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i %s: %v %s", path, err, out)
+		}
+	})
 }

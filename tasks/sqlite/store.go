@@ -521,8 +521,10 @@ func isBusy(err error) bool {
 	return ok && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
-// mapError turns constraint violations, by SQLite result code, into domain errors. The
-// Service checks every rule first, so they mean a change raced past a check.
+// mapError turns SQLite errors that callers can act on, by result code, into domain
+// errors. Constraint violations: the Service checks every rule first, so they mean a
+// change raced past a check. A full disk: the caller should hear that it is full,
+// not only that something failed; the writer goes on when there is room again.
 func mapError(err error) error {
 	var e *sqlite.Error
 	if !errors.As(err, &e) {
@@ -533,6 +535,8 @@ func mapError(err error) error {
 		return &tasks.Error{Code: tasks.EConflict, Message: "the change refers to a task that does not exist, or removes one that others refer to"}
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 		return &tasks.Error{Code: tasks.EConflict, Message: "the change conflicts with existing data"}
+	case sqlite3.SQLITE_FULL:
+		return &tasks.Error{Code: tasks.EInternal, Message: "the disk that holds the database is full: nothing was changed; free some space and try again"}
 	}
 	return err
 }
