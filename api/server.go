@@ -91,6 +91,7 @@ func New(cfg Config) http.Handler {
 	e.DELETE("/api/tasks/:id", h.deleteTask)
 	get("/api/tasks/:id/events", h.taskEvents)
 	get("/api/events", h.events)
+	get("/api/vocabulary", h.vocabulary)
 	if cfg.Stream != nil {
 		e.GET("/events/stream", echo.WrapHandler(cfg.Stream))
 		e.HEAD("/events/stream", streamHead)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -556,6 +558,211 @@ func TestDashboardTokenDragDelete(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#edit-task [data-action="delete"]`)))
 	b.wait(t, 2*time.Second, "the card gone and the editor closed", `!`+card(made.ID)+` && !document.querySelector('#editor').open`)
 	authed(http.MethodGet, fmt.Sprintf("/api/tasks/%d", made.ID), "", http.StatusNotFound)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		t.Errorf("console: %s", p)
+	}
+}
+
+// vocabularyOf is the part of GET /api/vocabulary that the board is built from.
+type vocabularyOf struct {
+	Statuses   []string `json:"statuses"`
+	Priorities []string `json:"priorities"`
+}
+
+// boardTask is what the board's order depends on.
+type boardTask struct {
+	ID               int64
+	Status, Priority string
+}
+
+// wantColumns is each status's card ids, ordered as the board must order them with
+// the priorities (lowest first): the most pressing first, then the oldest.
+func wantColumns(list []boardTask, priorities []string) map[string][]int64 {
+	byStatus := map[string][]boardTask{}
+	for _, t := range list {
+		byStatus[t.Status] = append(byStatus[t.Status], t)
+	}
+	cols := map[string][]int64{}
+	for s, ts := range byStatus {
+		slices.SortFunc(ts, func(a, b boardTask) int {
+			if d := slices.Index(priorities, b.Priority) - slices.Index(priorities, a.Priority); d != 0 {
+				return d
+			}
+			return int(a.ID - b.ID)
+		})
+		for _, t := range ts {
+			cols[s] = append(cols[s], t.ID)
+		}
+	}
+	return cols
+}
+
+// boardShape is a JavaScript expression for what the board shows of the vocabulary:
+// the columns in order with their headings, each column's card ids in order, and the
+// options of the three selects.
+const boardShape = `(() => {
+	const values = (sel) => [...document.querySelectorAll(sel + ' option')].map((o) => o.value);
+	const cols = [...document.querySelectorAll('#board [data-column]')];
+	return {
+		columns: cols.map((c) => c.dataset.column),
+		headings: cols.map((c) => c.querySelector('.column-head span').textContent),
+		cards: Object.fromEntries(cols.map((c) => [c.dataset.column, [...c.querySelectorAll('.card')].map((x) => Number(x.dataset.taskId))])),
+		newPriority: values('#n-priority'),
+		editPriority: values('#e-priority'),
+		editStatus: values('#e-status'),
+		priorityWords: [...document.querySelectorAll('#e-priority option')].map((o) => o.textContent),
+	};
+})()`
+
+// boardShapeOf is the value of boardShape.
+type boardShapeOf struct {
+	Columns, Headings                     []string
+	Cards                                 map[string][]int64
+	NewPriority, EditPriority, EditStatus []string
+	PriorityWords                         []string
+}
+
+// checkBoard fails the test unless the board shows the vocabulary v: its statuses as
+// the columns and the status select, its priorities as the priority selects (the new
+// task's after its "Default"), both in its order, and the cards of each column in the
+// order of its priorities.
+func checkBoard(t *testing.T, b *browser, v vocabularyOf, list []boardTask) boardShapeOf {
+	t.Helper()
+	got := eval[boardShapeOf](t, b, boardShape)
+	if !slices.Equal(got.Columns, v.Statuses) {
+		t.Errorf("columns %q, want the vocabulary's statuses %q", got.Columns, v.Statuses)
+	}
+	if !slices.Equal(got.EditStatus, v.Statuses) {
+		t.Errorf("the editor's status options %q, want %q", got.EditStatus, v.Statuses)
+	}
+	if !slices.Equal(got.EditPriority, v.Priorities) {
+		t.Errorf("the editor's priority options %q, want %q", got.EditPriority, v.Priorities)
+	}
+	if want := append([]string{""}, v.Priorities...); !slices.Equal(got.NewPriority, want) {
+		t.Errorf("the new task's priority options %q, want %q", got.NewPriority, want)
+	}
+	for s, want := range wantColumns(list, v.Priorities) {
+		if !slices.Equal(got.Cards[s], want) {
+			t.Errorf("column %s has cards %v, want %v (priorities lowest first: %q)", s, got.Cards[s], want, v.Priorities)
+		}
+	}
+	return got
+}
+
+// TestDashboardVocabulary checks that the board is built from GET /api/vocabulary, not
+// from a copy in the page: first against the server's own, then through a proxy that
+// answers another one (statuses and priorities reordered, and one of each that the
+// page has no words for), which the board must follow too.
+func TestDashboardVocabulary(t *testing.T) {
+	b := newBrowser(t)
+	base, _ := startServer(t)
+
+	// Made in an order that is not the board's: ids alone would sort them otherwise.
+	var list []boardTask
+	for i, tc := range []struct{ priority, status string }{
+		{"low", "todo"}, {"urgent", "todo"}, {"medium", "todo"}, {"high", "todo"}, {"medium", "todo"},
+		{"high", "review"}, {"low", "review"}, {"urgent", "review"},
+	} {
+		id := createTask(t, base, fmt.Sprintf(`{"title":"task %d","priority":%q}`, i, tc.priority))
+		if tc.status != "todo" {
+			patchTask(t, base, id, fmt.Sprintf(`{"status":%q}`, tc.status))
+		}
+		list = append(list, boardTask{id, tc.status, tc.priority})
+	}
+	var vocab vocabularyOf
+	call(t, http.MethodGet, base+"/api/vocabulary", "", http.StatusOK, &vocab)
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.wait(t, 5*time.Second, "the board, live", fmt.Sprintf(
+		`document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#board .card').length === %d`, len(list)))
+	checkBoard(t, b, vocab, list)
+
+	// A live change lands in its place: the oldest low task of todo becomes urgent.
+	patchTask(t, base, list[0].ID, `{"priority":"urgent"}`)
+	list[0].Priority = "urgent"
+	b.wait(t, 2*time.Second, "the card to move up", card(list[0].ID)+`.classList.contains('prio-urgent')`)
+	checkBoard(t, b, vocab, list)
+
+	// A task made in the form without choosing a priority gets the server's default.
+	b.do(t, "add a task with the default priority",
+		chromedp.SendKeys(chromedp.CSS(`form#new-task input[name="title"]`), "Priority left to the server"),
+		chromedp.Click(chromedp.CSS(`form#new-task button[type="submit"]`)))
+	b.wait(t, 2*time.Second, "the form's task on the board", fmt.Sprintf(
+		`document.querySelectorAll('#board .card').length === %d`, len(list)+1))
+	var made struct {
+		Tasks []struct {
+			ID       int64
+			Priority string
+		}
+	}
+	call(t, http.MethodGet, base+"/api/tasks?q="+url.QueryEscape("left to the server"), "", http.StatusOK, &made)
+	if len(made.Tasks) != 1 || made.Tasks[0].Priority != "medium" {
+		t.Fatalf("tasks made from the form with the default priority: %+v, want one of priority medium", made.Tasks)
+	}
+	list = append(list, boardTask{made.Tasks[0].ID, "todo", "medium"})
+
+	// Another vocabulary: the board follows it, and shows what it has no words for as
+	// it is.
+	reversed := func(s []string) []string {
+		r := slices.Clone(s)
+		slices.Reverse(r)
+		return r
+	}
+	other := vocabularyOf{
+		Statuses:   append([]string{"triage"}, reversed(vocab.Statuses)...),
+		Priorities: append([]string{"someday"}, reversed(vocab.Priorities)...),
+	}
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/vocabulary" {
+			forward.ServeHTTP(w, r)
+			return
+		}
+		var v map[string]any
+		resp, err := http.Get(base + "/api/vocabulary")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&v)
+			resp.Body.Close()
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		v["statuses"], v["priorities"] = other.Statuses, other.Priorities
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(v); err != nil {
+			t.Errorf("proxy: answer the vocabulary: %v", err)
+		}
+	}))
+	t.Cleanup(func() {
+		proxy.CloseClientConnections() // the page's stream, which would hold Close up
+		proxy.Close()
+	})
+	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(proxy.URL))
+	b.wait(t, 5*time.Second, "the board through the proxy, live", fmt.Sprintf(
+		`document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#board .card').length === %d`, len(list)))
+	got := checkBoard(t, b, other, list)
+	headings := map[string]string{}
+	for i, c := range got.Columns {
+		headings[c] = got.Headings[i]
+	}
+	if h := headings["triage"]; h != "triage" {
+		t.Errorf("the heading of a status the page has no words for is %q, want its value", h)
+	}
+	if h := headings["todo"]; h != "To do" {
+		t.Errorf("the heading of todo is %q, want the page's words for it", h)
+	}
+	if !slices.Contains(got.PriorityWords, "someday") {
+		t.Errorf("the priority options say %q, want the value of the one the page has no words for", got.PriorityWords)
+	}
+	b.screenshot(t, artifactDir(t), "dashboard-other-vocabulary.png", 1440, 1000, false, false)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()

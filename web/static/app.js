@@ -1,5 +1,10 @@
 // The dashboard: a board kept live by the event stream.
 //
+// What it shows comes from the server: the statuses (the columns, in order), the
+// priorities (lowest first: the order of a column and of the priority selects), the
+// event types and the form's limits are GET /api/vocabulary's, read once before the
+// first load. board.js keeps only the words shown for them.
+//
 // How it stays right: load() first asks where the event log ends (last_seq), then lists
 // the tasks, then opens the stream from that seq, so every change after the snapshot
 // arrives, some perhaps twice in effect (already in the snapshot). Each event is applied
@@ -8,17 +13,18 @@
 // server replays from. A reset event (history pruned) reloads everything.
 
 import { api, APIError, token, setToken } from './api.js';
-import { STATUSES, h, label, compareTasks, matchesText, renderCard, renderColumn, renderActivity } from './board.js';
+import { h, statusLabel, priorityLabel, taskOrder, matchesText, renderCard, renderColumn, renderActivity } from './board.js';
 
 const MAX_SEQ = '9223372036854775807';
 const FEED_SIZE = 100;
 const DEBUG_EVERY = 3000;
 const SERVER_FILTERS = ['project', 'assignee', 'label'];
-const EVENT_TYPES = ['task_created', 'task_updated', 'task_deleted', 'file_changed'];
 
 const $ = (sel) => document.querySelector(sel);
 
 const state = {
+  vocab: null, // GET /api/vocabulary, once it was read
+  order: null, // how a column is sorted: taskOrder(vocab.priorities)
   tasks: new Map(), // id → task, those matching the server-side filters
   gone: new Set(), // ids deleted since the snapshot: a late event must not bring them back
   cards: new Map(), // id → card element
@@ -80,12 +86,13 @@ async function load() {
   setConn('connecting');
   $('#board').setAttribute('aria-busy', 'true');
   try {
+    if (!state.vocab) useVocabulary(await api('GET', '/api/vocabulary'));
     const { last_seq: lastSeq } = await api('GET', `/api/events?after=${MAX_SEQ}&limit=1`);
     const list = [];
     let cursor = '';
     do {
       const q = serverQuery();
-      q.set('limit', '500');
+      q.set('limit', String(state.vocab.limits.list_limit));
       if (cursor) q.set('cursor', cursor);
       const page = await api('GET', `/api/tasks?${q}`);
       list.push(...page.tasks);
@@ -150,12 +157,37 @@ function openStream() {
     if (state.es === es) applyEvents(events);
   };
   es.addEventListener('batch_update', (m) => on(JSON.parse(m.data).events || []));
-  for (const type of EVENT_TYPES) es.addEventListener(type, (m) => on([JSON.parse(m.data)]));
+  for (const type of state.vocab.event_types) es.addEventListener(type, (m) => on([JSON.parse(m.data)]));
   es.addEventListener('reset', () => {
     if (state.es !== es) return;
     notify('Some history was pruned on the server: the board was reloaded.');
     load();
   });
+}
+
+/**
+ * useVocabulary takes the server's vocabulary: the selects get its statuses and
+ * priorities as options, in its order, and the text fields its limits. The board is
+ * drawn from it by renderBoard.
+ */
+function useVocabulary(v) {
+  state.vocab = v;
+  state.order = taskOrder(v.priorities);
+  const options = (values, words) => values.map((x) => h('option', { value: x }, words(x)));
+  // No priority is chosen for a new task until the user picks one: the server's default.
+  $('#n-priority').replaceChildren(h('option', { value: '' }, 'Default'), ...options(v.priorities, priorityLabel));
+  $('#e-priority').replaceChildren(...options(v.priorities, priorityLabel));
+  $('#e-status').replaceChildren(...options(v.statuses, statusLabel));
+  const max = v.limits;
+  for (const [sel, n] of [
+    ['#n-title, #e-title', max.title],
+    ['#n-assignee, #e-assignee', max.assignee],
+    ['#n-project, #e-project', max.project],
+  ]) {
+    for (const el of document.querySelectorAll(sel)) el.maxLength = n;
+  }
+  for (const el of document.querySelectorAll('#n-labels, #e-labels')) el.title = `Up to ${max.labels} labels of up to ${max.label} characters, comma separated`;
+  $('#e-depends').title = `Up to ${max.depends_on} task ids`;
 }
 
 // ---- Applying changes ----------------------------------------------------------------
@@ -211,12 +243,13 @@ function columnOf(status) {
 
 function renderBoard() {
   const board = $('#board');
-  board.replaceChildren(...STATUSES.map(renderColumn));
+  const { statuses } = state.vocab;
+  board.replaceChildren(...statuses.map(renderColumn));
   state.cards.clear();
-  const sorted = [...state.tasks.values()].sort(compareTasks);
-  const byStatus = new Map(STATUSES.map(([s]) => [s, document.createDocumentFragment()]));
+  const sorted = [...state.tasks.values()].sort(state.order);
+  const byStatus = new Map(statuses.map((s) => [s, document.createDocumentFragment()]));
   for (const t of sorted) {
-    const card = decorate(renderCard(t, state.tasks), t);
+    const card = decorate(renderCard(t, state.tasks, statuses), t);
     state.cards.set(t.id, card);
     byStatus.get(t.status)?.append(card);
   }
@@ -232,7 +265,7 @@ function decorate(card, t) {
 
 /** redraw replaces the cards of the changed tasks, and of the tasks that depend on them. */
 function redraw(dirty) {
-  if (!dirty.size) return;
+  if (!dirty.size || !state.vocab) return; // without the vocabulary there is no board yet
   for (const t of state.tasks.values()) {
     if ((t.depends_on || []).some((d) => dirty.has(d))) dirty.add(t.id);
   }
@@ -245,12 +278,12 @@ function redraw(dirty) {
     if (old) old.remove();
     state.cards.delete(id);
     if (!t) continue;
-    const card = decorate(renderCard(t, state.tasks), t);
+    const card = decorate(renderCard(t, state.tasks, state.vocab.statuses), t);
     card.classList.add('fresh');
     state.cards.set(id, card);
     const col = columnOf(t.status);
     if (!col) continue;
-    const before = [...col.children].find((c) => compareTasks(state.tasks.get(Number(c.dataset.taskId)) || t, t) > 0);
+    const before = [...col.children].find((c) => state.order(state.tasks.get(Number(c.dataset.taskId)) || t, t) > 0);
     col.insertBefore(card, before || null);
     if (focused) (card.querySelector(focused) || card.querySelector('[data-action="edit"]')).focus();
   }
@@ -344,7 +377,8 @@ async function createTask(e) {
     notify('A task needs a title.', 'error');
     return;
   }
-  const body = { title: v('title'), priority: v('priority') };
+  const body = { title: v('title') };
+  if (v('priority')) body.priority = v('priority');
   if (v('assignee')) body.assignee = v('assignee');
   if (v('project')) body.project = v('project');
   const labels = splitList(v('labels'));
@@ -382,7 +416,7 @@ async function refetch(id) {
 }
 
 function conflictText(t) {
-  return t ? `it is now “${label(t.status)}”, version ${t.version}, changed by ${t.updated_by || 'someone'}` : 'it was deleted';
+  return t ? `it is now “${statusLabel(t.status)}”, version ${t.version}, changed by ${t.updated_by || 'someone'}` : 'it was deleted';
 }
 
 async function move(id, to) {
@@ -732,7 +766,6 @@ function start() {
     if (!state.es || state.es.readyState === EventSource.CLOSED) load();
   });
 
-  renderBoard();
   load();
 }
 

@@ -1,31 +1,34 @@
 // Building the page's elements: cards, columns and activity entries. Everything here is
 // a pure function of its arguments; app.js decides when to call it.
 
-/** STATUSES are the board's columns, in order: [value, label]. */
-export const STATUSES = [
+// The sets of statuses and priorities, and their orders, are the server's
+// (GET /api/vocabulary): app.js passes them in. Only the words shown for them live here;
+// a value without words shows as it is.
+
+const statusWords = new Map([
   ['todo', 'To do'],
   ['in_progress', 'In progress'],
   ['review', 'Review'],
   ['blocked', 'Blocked'],
   ['done', 'Done'],
   ['cancelled', 'Cancelled'],
-];
+]);
 
-/** PRIORITIES from the most to the least pressing: [value, label]. */
-export const PRIORITIES = [
-  ['urgent', 'Urgent'],
-  ['high', 'High'],
-  ['medium', 'Medium'],
+const priorityWords = new Map([
   ['low', 'Low'],
-];
+  ['medium', 'Medium'],
+  ['high', 'High'],
+  ['urgent', 'Urgent'],
+]);
 
-const statusLabel = new Map(STATUSES);
-const priorityLabel = new Map(PRIORITIES);
-const priorityRank = new Map(PRIORITIES.map(([p], i) => [p, i]));
+/** statusLabel returns the words for a status. */
+export function statusLabel(status) {
+  return statusWords.get(status) || status;
+}
 
-/** label returns the words for a status or priority value. */
-export function label(value) {
-  return statusLabel.get(value) || priorityLabel.get(value) || value;
+/** priorityLabel returns the words for a priority. */
+export function priorityLabel(priority) {
+  return priorityWords.get(priority) || priority;
 }
 
 /**
@@ -48,9 +51,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** compareTasks orders a column: most pressing first, then oldest first. */
-export function compareTasks(a, b) {
-  return (priorityRank.get(a.priority) ?? 9) - (priorityRank.get(b.priority) ?? 9) || a.id - b.id;
+/**
+ * taskOrder returns how a column is ordered, given the priorities lowest first: the
+ * most pressing first (a priority not among them last), then the oldest first.
+ */
+export function taskOrder(priorities) {
+  const rank = new Map(priorities.map((p, i) => [p, i]));
+  return (a, b) => (rank.get(b.priority) ?? -1) - (rank.get(a.priority) ?? -1) || a.id - b.id;
 }
 
 /** matchesText says whether a task shows under the search text q (already lower case). */
@@ -62,12 +69,13 @@ export function matchesText(t, q) {
 
 /**
  * renderCard builds a task's card. tasks is the board's map, to show whether each
- * dependency is done. The buttons carry data-action, which app.js listens for.
+ * dependency is done; statuses are the columns in order, for the ← and → buttons. The
+ * buttons carry data-action, which app.js listens for.
  */
-export function renderCard(t, tasks) {
-  const i = STATUSES.findIndex(([s]) => s === t.status);
-  const prev = STATUSES[i - 1];
-  const next = STATUSES[i + 1];
+export function renderCard(t, tasks, statuses) {
+  const i = statuses.indexOf(t.status);
+  const prev = i > 0 ? statuses[i - 1] : null;
+  const next = i >= 0 && i < statuses.length - 1 ? statuses[i + 1] : null;
   const deps = t.depends_on || [];
   // A dependency the filters leave off the board is unknown here, not open.
   const openDeps = deps.filter((d) => tasks.has(d) && tasks.get(d).status !== 'done').length;
@@ -85,7 +93,7 @@ export function renderCard(t, tasks) {
       'div',
       { class: 'card-top' },
       h('span', { class: 'task-id' }, `#${t.id}`),
-      h('span', { class: `badge prio prio-${t.priority}`, title: 'Priority' }, label(t.priority)),
+      h('span', { class: `badge prio prio-${t.priority}`, title: 'Priority' }, priorityLabel(t.priority)),
     ),
     h(
       'h3',
@@ -116,12 +124,12 @@ export function renderCard(t, tasks) {
       'div',
       { class: 'card-actions' },
       prev
-        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: prev[0], dir: 'prev' }, 'aria-label': `Move #${t.id} to ${prev[1]}`, title: `Move to ${prev[1]}` }, '←')
+        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: prev, dir: 'prev' }, 'aria-label': `Move #${t.id} to ${statusLabel(prev)}`, title: `Move to ${statusLabel(prev)}` }, '←')
         : null,
       next
-        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: next[0], dir: 'next' }, 'aria-label': `Move #${t.id} to ${next[1]}`, title: `Move to ${next[1]}` }, '→')
+        ? h('button', { type: 'button', class: 'icon', dataset: { action: 'move', to: next, dir: 'next' }, 'aria-label': `Move #${t.id} to ${statusLabel(next)}`, title: `Move to ${statusLabel(next)}` }, '→')
         : null,
-      t.status !== 'done'
+      t.status !== 'done' && statuses.includes('done')
         ? h('button', { type: 'button', class: 'small', dataset: { action: 'move', to: 'done', dir: 'done' }, 'aria-label': `Mark #${t.id} done` }, 'Done')
         : null,
       h('span', { class: 'version', title: `Version ${t.version}, changed by ${t.updated_by || 'unknown'}` }, `v${t.version}`),
@@ -130,11 +138,11 @@ export function renderCard(t, tasks) {
 }
 
 /** renderColumn builds an empty column for a status; cards go in its .cards list. */
-export function renderColumn([status, name]) {
+export function renderColumn(status) {
   return h(
     'section',
     { class: `column status-${status}`, dataset: { column: status }, 'aria-labelledby': `col-${status}` },
-    h('h2', { class: 'column-head', id: `col-${status}` }, h('span', {}, name), h('span', { class: 'count', title: 'Tasks shown' }, '0')),
+    h('h2', { class: 'column-head', id: `col-${status}` }, h('span', {}, statusLabel(status)), h('span', { class: 'count', title: 'Tasks shown' }, '0')),
     h('div', { class: 'cards' }),
     h('p', { class: 'empty' }, 'Nothing here'),
   );
@@ -147,8 +155,9 @@ function clock(iso) {
 
 function describeChanges(changes) {
   if (!changes) return '';
+  const words = (k, s) => (k === 'status' ? statusLabel(s) : k === 'priority' ? priorityLabel(s) : s);
   const parts = Object.entries(changes).map(([k, [from, to]]) => {
-    const v = (x) => (Array.isArray(x) ? x.join(', ') || '—' : x === null || x === '' ? '—' : label(String(x)));
+    const v = (x) => (Array.isArray(x) ? x.join(', ') || '—' : x === null || x === '' ? '—' : words(k, String(x)));
     return k === 'description' ? 'description edited' : `${k}: ${v(from)} → ${v(to)}`;
   });
   return parts.slice(0, 3).join('; ') + (parts.length > 3 ? '; …' : '');

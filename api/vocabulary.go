@@ -1,0 +1,59 @@
+package api
+
+import (
+	"net/http"
+
+	"taskhub/tasks"
+
+	"github.com/labstack/echo/v4"
+)
+
+// vocabulary is the answer of GET /api/vocabulary: the domain's sets of values and
+// their orders, and the limits a form needs, all read from package tasks, so that a
+// client (the dashboard) keeps no copy of them.
+type vocabulary struct {
+	Statuses   []tasks.Status    `json:"statuses"`   // in board order
+	Priorities []tasks.Priority  `json:"priorities"` // lowest first
+	EventTypes []tasks.EventType `json:"event_types"`
+	Sources    []tasks.Source    `json:"sources"`
+	Limits     vocabularyLimits  `json:"limits"`
+}
+
+// vocabularyLimits are the contract's limits, in characters unless the name says
+// otherwise.
+type vocabularyLimits struct {
+	Title            int `json:"title"`
+	DescriptionBytes int `json:"description_bytes"`
+	Assignee         int `json:"assignee"`
+	Project          int `json:"project"`
+	Labels           int `json:"labels"` // how many
+	Label            int `json:"label"`
+	DependsOn        int `json:"depends_on"` // how many
+	ListLimit        int `json:"list_limit"`
+	EventsLimit      int `json:"events_limit"`
+	TextQuery        int `json:"text_query"`
+}
+
+func (h *handlers) vocabulary(c echo.Context) error {
+	if err := onlyParams(c.QueryParams()); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, vocabulary{
+		Statuses:   tasks.Statuses,
+		Priorities: tasks.Priorities,
+		EventTypes: tasks.EventTypes,
+		Sources:    tasks.Sources,
+		Limits: vocabularyLimits{
+			Title:            tasks.MaxTitle,
+			DescriptionBytes: tasks.MaxDescriptionLen,
+			Assignee:         tasks.MaxAssignee,
+			Project:          tasks.MaxProject,
+			Labels:           tasks.MaxLabels,
+			Label:            tasks.MaxLabel,
+			DependsOn:        tasks.MaxDependsOn,
+			ListLimit:        tasks.MaxListLimit,
+			EventsLimit:      tasks.MaxEventsLimit,
+			TextQuery:        tasks.MaxTextQuery,
+		},
+	})
+}
