@@ -35,7 +35,7 @@ type vocabularyLimits struct {
 }
 
 func (h *handlers) vocabulary(c echo.Context) error {
-	if err := onlyParams(c.QueryParams()); err != nil {
+	if _, err := params(c); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, vocabulary{
