@@ -1,7 +1,9 @@
 package broadcaster
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -69,6 +71,22 @@ type RequestError struct {
 }
 
 func (e *RequestError) Error() string { return e.Message }
+
+// WriteError answers with status and the error shape of every TaskHub endpoint,
+// {"error": {"code": …, "message": …, "field": …}}, field left out when empty. It is
+// the one writer of that shape: here, in a package of the standard library alone,
+// every HTTP part of TaskHub can reach it.
+func WriteError(w http.ResponseWriter, status int, code, message, field string) {
+	type body struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	}
+	b, _ := json.Marshal(map[string]body{"error": {code, message, field}}) // strings always encode
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
 
 func badParam(field, format string, args ...any) error {
 	return &RequestError{Field: field, Message: fmt.Sprintf(format, args...)}

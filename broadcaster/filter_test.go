@@ -2,6 +2,8 @@ package broadcaster
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -96,5 +98,20 @@ func TestParseStreamRequestRefuses(t *testing.T) {
 				t.Fatalf("ParseStreamRequest(%.40q) = %+v, %v; want a RequestError for %s", tc.query, r, err, tc.field)
 			}
 		})
+	}
+}
+
+// TestWriteError checks the error shape every TaskHub endpoint answers with, byte for
+// byte: field is left out when there is none.
+func TestWriteError(t *testing.T) {
+	for _, tc := range []struct{ field, want string }{
+		{"types", `{"error":{"code":"invalid_argument","message":"types must be \u003cknown\u003e","field":"types"}}` + "\n"},
+		{"", `{"error":{"code":"invalid_argument","message":"types must be \u003cknown\u003e"}}` + "\n"},
+	} {
+		w := httptest.NewRecorder()
+		WriteError(w, http.StatusBadRequest, "invalid_argument", "types must be <known>", tc.field)
+		if w.Code != http.StatusBadRequest || w.Header().Get("Content-Type") != "application/json" || w.Body.String() != tc.want {
+			t.Errorf("field %q: %d %q %q; want 400 application/json %q", tc.field, w.Code, w.Header().Get("Content-Type"), w.Body.String(), tc.want)
+		}
 	}
 }

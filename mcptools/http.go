@@ -2,13 +2,14 @@ package mcptools
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"taskhub/broadcaster"
 
 	"github.com/mark3labs/mcp-go/server"
 )
@@ -62,7 +63,7 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(origin, r, allowed) {
-			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("origin %s is not allowed to use MCP; start the server with --cors-origin %s to allow it", origin, origin))
+			broadcaster.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("origin %s is not allowed to use MCP; start the server with --cors-origin %s to allow it", origin, origin), "")
 			return
 		}
 		// Streams (GET) end when the server closes, not only when their clients go;
@@ -82,7 +83,7 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 		case PathSSE, PathMessage:
 			sse.ServeHTTP(w, r)
 		default:
-			writeError(w, http.StatusNotFound, "not_found", "no MCP endpoint at "+r.URL.Path+"; use "+PathStreamable+" (Streamable HTTP) or "+PathSSE+" (SSE)")
+			broadcaster.WriteError(w, http.StatusNotFound, "not_found", "no MCP endpoint at "+r.URL.Path+"; use "+PathStreamable+" (Streamable HTTP) or "+PathSSE+" (SSE)", "")
 		}
 	})
 }
@@ -103,11 +104,4 @@ func originAllowed(origin string, r *http.Request, allowed []string) bool {
 		scheme = "https"
 	}
 	return u.Scheme == scheme && u.Host == strings.ToLower(r.Host)
-}
-
-// writeError answers in the API's error shape.
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
 }
