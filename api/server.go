@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -226,17 +225,14 @@ func loopbackHost(next echo.HandlerFunc) echo.HandlerFunc {
 // mcpCORS answers the CORS preflight requests of the allowed origins on /mcp and
 // lets them read the answers, the token's challenge and the MCP session id included.
 func mcpCORS(origins []string) echo.MiddlewareFunc {
-	allowed := make([]string, 0, len(origins))
-	for _, o := range origins {
-		allowed = append(allowed, strings.TrimSuffix(strings.ToLower(o), "/"))
-	}
+	allowed := broadcaster.NewOrigins(origins)
 	return middleware.CORSWithConfig(middleware.CORSConfig{
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
 			return p != "/mcp" && !strings.HasPrefix(p, "/mcp/")
 		},
 		AllowOriginFunc: func(origin string) (bool, error) {
-			return slices.Contains(allowed, strings.TrimSuffix(strings.ToLower(origin), "/")), nil
+			return allowed.Contains(origin), nil
 		},
 		AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete},
 		AllowHeaders:  []string{"Authorization", "Content-Type", "Accept", "Last-Event-ID", "Mcp-Session-Id", "Mcp-Protocol-Version"},

@@ -88,6 +88,35 @@ func WriteError(w http.ResponseWriter, status int, code, message, field string) 
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// Origins is a set of browser origins (scheme://host[:port]), such as those allowed to
+// call the server from a web page. Origins compare as a browser sends them: without
+// regard to case, or to a slash at the end.
+type Origins struct{ set []string }
+
+// NewOrigins returns the set of origins.
+func NewOrigins(origins []string) Origins {
+	o := Origins{set: make([]string, len(origins))}
+	for i, origin := range origins {
+		o.set[i] = normalOrigin(origin)
+	}
+	return o
+}
+
+// Contains reports whether origin, an Origin header, is in o.
+func (o Origins) Contains(origin string) bool { return slices.Contains(o.set, normalOrigin(origin)) }
+
+// Allows reports whether origin, the Origin header of r, is r's own (the same scheme
+// and host) or in o.
+func (o Origins) Allows(origin string, r *http.Request) bool {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return o.Contains(origin) || normalOrigin(origin) == normalOrigin(scheme+"://"+r.Host)
+}
+
+func normalOrigin(origin string) string { return strings.TrimSuffix(strings.ToLower(origin), "/") }
+
 func badParam(field, format string, args ...any) error {
 	return &RequestError{Field: field, Message: fmt.Sprintf(format, args...)}
 }

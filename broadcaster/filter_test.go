@@ -170,3 +170,31 @@ func TestParamsParse(t *testing.T) {
 		t.Errorf("a parameter where none is taken: %v", err)
 	}
 }
+
+// TestOrigins checks that origins compare as browsers send them, and that a request's
+// own origin is allowed whether listed or not.
+func TestOrigins(t *testing.T) {
+	o := NewOrigins([]string{"https://Board.example:8443/", "http://localhost:3000"})
+	r := httptest.NewRequest(http.MethodGet, "http://Hub.example:8080/mcp", nil)
+	for _, tc := range []struct {
+		origin string
+		want   bool
+	}{
+		{"https://board.example:8443", true},
+		{"HTTPS://BOARD.EXAMPLE:8443", true},
+		{"http://localhost:3000/", true},
+		{"http://board.example:8443", false},
+		{"https://board.example", false},
+		{"http://localhost:3001", false},
+		{"http://hub.example:8080", true}, // the request's own
+		{"https://hub.example:8080", false},
+		{"null", false},
+	} {
+		if got := o.Allows(tc.origin, r); got != tc.want {
+			t.Errorf("Allows(%q) = %v, want %v", tc.origin, got, tc.want)
+		}
+	}
+	if o.Contains("http://hub.example:8080") {
+		t.Error("Contains the request's own origin, which is not in the list")
+	}
+}
