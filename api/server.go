@@ -209,17 +209,25 @@ func streamHead(c echo.Context) error {
 // name by rebinding that name in DNS, but cannot make the browser send another Host.
 func loopbackHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		host := c.Request().Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.Trim(host, "[]")
-		if ip := net.ParseIP(host); strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback()) {
+		if IsLoopbackHost(c.Request().Host) {
 			return next(c)
 		}
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf(
 			"Host %q is not this server: a server without tokens answers only to 127.0.0.1, [::1] or localhost", c.Request().Host)}
 	}
+}
+
+// IsLoopbackHost reports whether host, with or without a port, names the loopback
+// interface: localhost (in any case) or a loopback address such as 127.0.0.1 or
+// [::1]. It is the one such test, for the Host of a request and for the address a
+// server without tokens may listen on.
+func IsLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	ip := net.ParseIP(host)
+	return strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback())
 }
 
 // mcpCORS answers the CORS preflight requests of the allowed origins on /mcp and
