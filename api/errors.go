@@ -105,18 +105,7 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		if e.Status >= http.StatusInternalServerError {
 			logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
-		type body struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-			Field   string `json:"field,omitempty"`
-		}
-		if r.Method == http.MethodHead {
-			err = c.NoContent(e.Status)
-		} else {
-			err = c.JSON(e.Status, map[string]body{"error": {e.Code, e.Message, e.Field}})
-		}
-		if err != nil {
-			logger.Error("write error response", "err", err)
-		}
+		// net/http sends no body to HEAD.
+		broadcaster.WriteError(c.Response(), e.Status, e.Code, e.Message, e.Field)
 	}
 }

@@ -1,9 +1,13 @@
 package api_test
 
 import (
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"taskhub/api"
 )
 
 // TestUnknownPaths checks that a path no route serves is a JSON 404 whatever the
@@ -87,5 +91,58 @@ func TestDashboardFiles(t *testing.T) {
 				t.Errorf("%d bytes of body", len(b))
 			}
 		})
+	}
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want bool
+	}{
+		{"127.0.0.1", true},
+		{"127.0.0.1:8080", true},
+		{"127.1.2.3:8080", true},
+		{"::1", true},
+		{"[::1]", true},
+		{"[::1]:8080", true},
+		{"localhost", true},
+		{"LocalHost:8080", true},
+		{"", false},
+		{":8080", false},
+		{"0.0.0.0:8080", false},
+		{"[::]:8080", false},
+		{"192.168.1.2", false},
+		{"localhost.example:8080", false},
+		{"127.0.0.1.nip.io", false},
+	} {
+		if got := api.IsLoopbackHost(tc.host); got != tc.want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", tc.host, got, tc.want)
+		}
+	}
+}
+
+// TestLoopbackHostOnly checks that such a server answers only requests naming a
+// loopback host, whatever their port: a page that rebinds its name to 127.0.0.1 gets
+// a 403.
+func TestLoopbackHostOnly(t *testing.T) {
+	ts := httptest.NewServer(api.New(api.Config{Logger: slog.New(slog.DiscardHandler), LoopbackHostOnly: true}))
+	defer ts.Close()
+	for host, want := range map[string]int{
+		"127.0.0.1:8080": http.StatusOK, "[::1]:8080": http.StatusOK, "LOCALHOST": http.StatusOK,
+		"evil.example:8080": http.StatusForbidden, "evil.example": http.StatusForbidden,
+	} {
+		req, err := http.NewRequest(http.MethodGet, ts.URL+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: status %d, want %d", host, resp.StatusCode, want)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -218,12 +217,7 @@ func streamHead(c echo.Context) error {
 // name by rebinding that name in DNS, but cannot make the browser send another Host.
 func loopbackHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		host := c.Request().Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.Trim(host, "[]")
-		if ip := net.ParseIP(host); strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback()) {
+		if IsLoopbackHost(c.Request().Host) {
 			return next(c)
 		}
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf(
@@ -231,20 +225,30 @@ func loopbackHost(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// IsLoopbackHost reports whether host, with or without a port, names the loopback
+// interface: localhost (in any case) or a loopback address such as 127.0.0.1 or
+// [::1]. It is the one such test, for the Host of a request and for the address a
+// server without tokens may listen on.
+func IsLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	ip := net.ParseIP(host)
+	return strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback())
+}
+
 // mcpCORS answers the CORS preflight requests of the allowed origins on /mcp and
 // lets them read the answers, the token's challenge and the MCP session id included.
 func mcpCORS(origins []string) echo.MiddlewareFunc {
-	allowed := make([]string, 0, len(origins))
-	for _, o := range origins {
-		allowed = append(allowed, strings.TrimSuffix(strings.ToLower(o), "/"))
-	}
+	allowed := broadcaster.NewOrigins(origins)
 	return middleware.CORSWithConfig(middleware.CORSConfig{
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
 			return p != "/mcp" && !strings.HasPrefix(p, "/mcp/")
 		},
 		AllowOriginFunc: func(origin string) (bool, error) {
-			return slices.Contains(allowed, strings.TrimSuffix(strings.ToLower(origin), "/")), nil
+			return allowed.Contains(origin), nil
 		},
 		AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete},
 		AllowHeaders:  []string{"Authorization", "Content-Type", "Accept", "Last-Event-ID", "Mcp-Session-Id", "Mcp-Protocol-Version"},

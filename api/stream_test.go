@@ -100,3 +100,15 @@ func (s *server) connectedClients(t *testing.T) int {
 		ConnectedClients int `json:"connected_clients"`
 	}](t, s, "/events/debug").ConnectedClients
 }
+
+// TestStreamRepeatedList checks that the stream, like the REST API, takes a list
+// parameter given twice as one comma list, and refuses a single-valued one twice.
+func TestStreamRepeatedList(t *testing.T) {
+	s := newFullServer(t)
+	status, _, b := s.openStream(t, "GET", "/events/stream?status=todo&status=done", nil)
+	wantStatus(t, "GET", "/events/stream?status=todo&status=done", status, http.StatusOK, b)
+	status, h, b := s.openStream(t, "GET", "/events/stream?batch=1s&batch=2s", nil)
+	wantError(t, status, h, b, http.StatusBadRequest, "invalid_argument", "batch")
+	status, h, b = s.do(t, "GET", "/api/tasks?label=a&label=b", nil, nil)
+	wantError(t, status, h, b, http.StatusBadRequest, "invalid_argument", "label")
+}

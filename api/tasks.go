@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 
 	"github.com/labstack/echo/v4"
@@ -36,7 +36,7 @@ func (h *handlers) health(c echo.Context) error {
 }
 
 func (h *handlers) createTask(c echo.Context) error {
-	if _, err := params(c); err != nil {
+	if _, err := params(c, broadcaster.Params{}); err != nil {
 		return err
 	}
 	if err := requireJSON(c.Request(), echo.MIMEApplicationJSON); err != nil {
@@ -55,7 +55,7 @@ func (h *handlers) createTask(c echo.Context) error {
 }
 
 func (h *handlers) getTask(c echo.Context) error {
-	if _, err := params(c); err != nil {
+	if _, err := params(c, broadcaster.Params{}); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -70,7 +70,7 @@ func (h *handlers) getTask(c echo.Context) error {
 }
 
 func (h *handlers) updateTask(c echo.Context) error {
-	if _, err := params(c); err != nil {
+	if _, err := params(c, broadcaster.Params{}); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -96,7 +96,7 @@ func (h *handlers) updateTask(c echo.Context) error {
 }
 
 func (h *handlers) deleteTask(c echo.Context) error {
-	if _, err := params(c); err != nil {
+	if _, err := params(c, broadcaster.Params{}); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -114,7 +114,10 @@ func (h *handlers) deleteTask(c echo.Context) error {
 }
 
 func (h *handlers) listTasks(c echo.Context) error {
-	q, err := params(c, "status", "assignee", "project", "label", "parent_id", "q", "limit", "cursor")
+	q, err := params(c, broadcaster.Params{
+		Lists:   []string{"status"},
+		Singles: []string{"assignee", "project", "label", "parent_id", "q", "limit", "cursor"},
+	})
 	if err != nil {
 		return err
 	}
@@ -122,7 +125,7 @@ func (h *handlers) listTasks(c echo.Context) error {
 		Assignee: q.Get("assignee"), Project: q.Get("project"), Label: q.Get("label"),
 		Text: q.Get("q"), Cursor: q.Get("cursor"),
 	}
-	for _, s := range commaList(q["status"]) {
+	for _, s := range q["status"] {
 		st, err := tasks.ParseStatus("status", s)
 		if err != nil {
 			return err
@@ -149,7 +152,7 @@ func (h *handlers) listTasks(c echo.Context) error {
 }
 
 func (h *handlers) taskEvents(c echo.Context) error {
-	if _, err := params(c); err != nil {
+	if _, err := params(c, broadcaster.Params{}); err != nil {
 		return err
 	}
 	id, err := pathID(c)
@@ -164,7 +167,7 @@ func (h *handlers) taskEvents(c echo.Context) error {
 }
 
 func (h *handlers) events(c echo.Context) error {
-	q, err := params(c, "after", "limit")
+	q, err := params(c, broadcaster.Params{Singles: []string{"after", "limit"}})
 	if err != nil {
 		return err
 	}
@@ -226,28 +229,9 @@ func canonicalID(s string) (int64, bool) {
 	return n, err == nil && n > 0 && strconv.FormatInt(n, 10) == s
 }
 
-// params returns the query parameters of the request, refusing a query string that
-// does not parse (echo's QueryParams would drop it, and every filter with it), any
-// parameter other than allowed, and any but status given twice: a misspelt filter
-// would otherwise silently match everything, and of two values one would silently be
-// ignored.
-func params(c echo.Context, allowed ...string) (url.Values, error) {
-	q, err := url.ParseQuery(c.Request().URL.RawQuery)
-	if err != nil {
-		return nil, invalid("query", fmt.Sprintf("the query string does not parse: %v", err))
-	}
-	for name, values := range q {
-		if !slices.Contains(allowed, name) {
-			if len(allowed) == 0 {
-				return nil, invalid(name, fmt.Sprintf("unknown query parameter %q: this endpoint takes none", name))
-			}
-			return nil, invalid(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(allowed, ", ")))
-		}
-		if len(values) > 1 && name != "status" {
-			return nil, invalid(name, fmt.Sprintf("query parameter %q is given more than once", name))
-		}
-	}
-	return q, nil
+// params returns the query parameters of the request, checked against p.
+func params(c echo.Context, p broadcaster.Params) (url.Values, error) {
+	return p.Parse(c.Request().URL.RawQuery)
 }
 
 // intParam returns the integer query parameter name, def when it is absent.
@@ -261,17 +245,4 @@ func intParam(q url.Values, name string, def int64) (int64, error) {
 		return 0, invalid(name, fmt.Sprintf("%s must be an integer, got %q", name, s))
 	}
 	return n, nil
-}
-
-// commaList splits every value of a repeatable, comma-separated parameter.
-func commaList(values []string) []string {
-	var out []string
-	for _, v := range values {
-		for s := range strings.SplitSeq(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
 }

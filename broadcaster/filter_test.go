@@ -2,6 +2,8 @@ package broadcaster
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -88,6 +90,8 @@ func TestParseStreamRequestRefuses(t *testing.T) {
 		{"no name", "=todo", "query"},
 		{"unknown parameter", "colour=red", "colour"},
 		{"unknown type", "types=task_moved", "types"},
+		{"batch twice", "batch=1s&batch=2s", "batch"},
+		{"last_event_id twice", "last_event_id=1&last_event_id=2", "last_event_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := ParseStreamRequest(tc.query, "", vocabulary)
@@ -96,5 +100,101 @@ func TestParseStreamRequestRefuses(t *testing.T) {
 				t.Fatalf("ParseStreamRequest(%.40q) = %+v, %v; want a RequestError for %s", tc.query, r, err, tc.field)
 			}
 		})
+	}
+}
+
+// TestWriteError checks the error shape every TaskHub endpoint answers with, byte for
+// byte: field is left out when there is none.
+func TestWriteError(t *testing.T) {
+	for _, tc := range []struct{ field, want string }{
+		{"types", `{"error":{"code":"invalid_argument","message":"types must be \u003cknown\u003e","field":"types"}}` + "\n"},
+		{"", `{"error":{"code":"invalid_argument","message":"types must be \u003cknown\u003e"}}` + "\n"},
+	} {
+		w := httptest.NewRecorder()
+		WriteError(w, http.StatusBadRequest, "invalid_argument", "types must be <known>", tc.field)
+		if w.Code != http.StatusBadRequest || w.Header().Get("Content-Type") != "application/json" || w.Body.String() != tc.want {
+			t.Errorf("field %q: %d %q %q; want 400 application/json %q", tc.field, w.Code, w.Header().Get("Content-Type"), w.Body.String(), tc.want)
+		}
+	}
+}
+
+// TestParseStreamRequestRepeats checks that a list parameter given more than once is
+// its comma list, as in the REST API.
+func TestParseStreamRequestRepeats(t *testing.T) {
+	r, err := ParseStreamRequest("status=todo&status=done,review&types=task_created&types=task_updated&task_id=1&task_id=2", "", vocabulary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.Filter.Statuses, []string{"todo", "done", "review"}; !slices.Equal(got, want) {
+		t.Errorf("statuses %v, want %v", got, want)
+	}
+	if got, want := r.Filter.Types, []string{"task_created", "task_updated"}; !slices.Equal(got, want) {
+		t.Errorf("types %v, want %v", got, want)
+	}
+	if got, want := r.Filter.TaskIDs, []int64{1, 2}; !slices.Equal(got, want) {
+		t.Errorf("task ids %v, want %v", got, want)
+	}
+}
+
+func TestParamsParse(t *testing.T) {
+	p := Params{Lists: []string{"status"}, Singles: []string{"limit"}}
+	for _, tc := range []struct {
+		raw    string
+		status []string
+		limit  string
+		field  string // the error's, "" for none
+	}{
+		{raw: ""},
+		{raw: "status=todo,%20done&limit=5", status: []string{"todo", "done"}, limit: "5"},
+		{raw: "status=todo&status=&status=,done", status: []string{"todo", "done"}},
+		{raw: "limit=", limit: ""},
+		{raw: "limit=1&limit=2", field: "limit"},
+		{raw: "colour=red", field: "colour"},
+		{raw: "Status=todo", field: "Status"},
+		{raw: "=x", field: "query"},
+		{raw: "status=todo;limit=1", field: "query"},
+		{raw: "limit=%zz", field: "query"},
+	} {
+		q, err := p.Parse(tc.raw)
+		if tc.field != "" {
+			if re, ok := errors.AsType[*RequestError](err); !ok || re.Field != tc.field || re.Message == "" {
+				t.Errorf("%q: %v, %v; want a RequestError for %s", tc.raw, q, err, tc.field)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(q["status"], tc.status) || q.Get("limit") != tc.limit {
+			t.Errorf("%q: %v, %v; want status %v, limit %q", tc.raw, q, err, tc.status, tc.limit)
+		}
+	}
+	if _, err := (Params{}).Parse("x=1"); err == nil || !strings.Contains(err.Error(), "takes none") {
+		t.Errorf("a parameter where none is taken: %v", err)
+	}
+}
+
+// TestOrigins checks that origins compare as browsers send them, and that a request's
+// own origin is allowed whether listed or not.
+func TestOrigins(t *testing.T) {
+	o := NewOrigins([]string{"https://Board.example:8443/", "http://localhost:3000"})
+	r := httptest.NewRequest(http.MethodGet, "http://Hub.example:8080/mcp", nil)
+	for _, tc := range []struct {
+		origin string
+		want   bool
+	}{
+		{"https://board.example:8443", true},
+		{"HTTPS://BOARD.EXAMPLE:8443", true},
+		{"http://localhost:3000/", true},
+		{"http://board.example:8443", false},
+		{"https://board.example", false},
+		{"http://localhost:3001", false},
+		{"http://hub.example:8080", true}, // the request's own
+		{"https://hub.example:8080", false},
+		{"null", false},
+	} {
+		if got := o.Allows(tc.origin, r); got != tc.want {
+			t.Errorf("Allows(%q) = %v, want %v", tc.origin, got, tc.want)
+		}
+	}
+	if o.Contains("http://hub.example:8080") {
+		t.Error("Contains the request's own origin, which is not in the list")
 	}
 }

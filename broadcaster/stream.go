@@ -3,7 +3,6 @@ package broadcaster
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -496,12 +495,5 @@ func newID() string {
 
 // writeError writes the error shape of the API.
 func writeError(w http.ResponseWriter, status int, code, message, field string) {
-	type body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field,omitempty"`
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]body{"error": {code, message, field}})
+	WriteError(w, status, code, message, field)
 }

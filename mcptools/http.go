@@ -2,13 +2,11 @@ package mcptools
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"slices"
-	"strings"
 	"time"
+
+	"taskhub/broadcaster"
 
 	"github.com/mark3labs/mcp-go/server"
 )
@@ -56,13 +54,10 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 		sse.CloseSessions()
 	})
 	s.mu.Unlock()
-	allowed := make([]string, 0, len(cfg.AllowedOrigins))
-	for _, o := range cfg.AllowedOrigins {
-		allowed = append(allowed, strings.TrimSuffix(strings.ToLower(o), "/"))
-	}
+	allowed := broadcaster.NewOrigins(cfg.AllowedOrigins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(origin, r, allowed) {
-			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("origin %s is not allowed to use MCP; start the server with --cors-origin %s to allow it", origin, origin))
+		if origin := r.Header.Get("Origin"); origin != "" && !allowed.Allows(origin, r) {
+			broadcaster.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("origin %s is not allowed to use MCP; start the server with --cors-origin %s to allow it", origin, origin), "")
 			return
 		}
 		// Streams (GET) end when the server closes, not only when their clients go;
@@ -82,32 +77,7 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 		case PathSSE, PathMessage:
 			sse.ServeHTTP(w, r)
 		default:
-			writeError(w, http.StatusNotFound, "not_found", "no MCP endpoint at "+r.URL.Path+"; use "+PathStreamable+" (Streamable HTTP) or "+PathSSE+" (SSE)")
+			broadcaster.WriteError(w, http.StatusNotFound, "not_found", "no MCP endpoint at "+r.URL.Path+"; use "+PathStreamable+" (Streamable HTTP) or "+PathSSE+" (SSE)", "")
 		}
 	})
-}
-
-// originAllowed reports whether origin is the request's own (same scheme and host)
-// or one of allowed.
-func originAllowed(origin string, r *http.Request, allowed []string) bool {
-	o := strings.TrimSuffix(strings.ToLower(origin), "/")
-	if slices.Contains(allowed, o) {
-		return true
-	}
-	u, err := url.Parse(o)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return u.Scheme == scheme && u.Host == strings.ToLower(r.Host)
-}
-
-// writeError answers in the API's error shape.
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
 }

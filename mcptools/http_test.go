@@ -2,6 +2,7 @@ package mcptools_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -136,5 +137,51 @@ func TestCloseOwned(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("alice's stream is still open")
+	}
+}
+
+// TestHTTPErrors checks that the handler's own refusals have the API's error shape,
+// and which origins it lets through: its own, and the allowed ones however a browser
+// spells them.
+func TestHTTPErrors(t *testing.T) {
+	s, _ := newServer(t)
+	srv := httptest.NewServer(s.Handler(mcptools.HTTPConfig{AllowedOrigins: []string{"https://Board.example:8443/"}}))
+	defer srv.Close()
+	defer s.Close()
+	for _, tc := range []struct {
+		name, path, origin string
+		status             int
+		code               string
+	}{
+		{"foreign origin", "/mcp", "https://evil.example", http.StatusForbidden, "forbidden"},
+		{"own host on another scheme", "/mcp", "https://" + srv.Listener.Addr().String(), http.StatusForbidden, "forbidden"},
+		{"unknown path", "/mcp/nope", "", http.StatusNotFound, "not_found"},
+		{"own origin", "/mcp/nope", srv.URL, http.StatusNotFound, "not_found"},
+		{"allowed origin", "/mcp/nope", "https://board.example:8443", http.StatusNotFound, "not_found"},
+		{"allowed origin in capitals", "/mcp/nope", "HTTPS://BOARD.EXAMPLE:8443", http.StatusNotFound, "not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, srv.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("body: %v", err)
+			}
+			e := body["error"]
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" ||
+				len(body) != 1 || e["code"] != tc.code || e["message"] == "" {
+				t.Errorf("status %d, Content-Type %q, body %v; want %d and the error %s", resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.status, tc.code)
+			}
+		})
 	}
 }

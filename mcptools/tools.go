@@ -87,7 +87,7 @@ func (s *Server) tools() []tool {
 			hints{idempotent: true}, obj(map[string]any{
 				"task_id": id("the task to move"),
 				"status":  enum(tasks.Statuses, "the new status"),
-				"note":    str("why, in a sentence or two", 2000),
+				"note":    str("why, in a sentence or two", tasks.MaxNote),
 			}, "task_id", "status"), taskSchema()), s.updateTaskStatus},
 		{newTool("delete_task", "Delete task",
 			"Delete a task for good. A task that others depend on, or that has subtasks, is not deleted. Prefer status cancelled to keep the record.",

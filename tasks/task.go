@@ -51,6 +51,7 @@ const (
 	MaxProject        = 100
 	MaxAssignee       = 100
 	MaxDependsOn      = 100
+	MaxNote           = 2000 // the note of a change (Update.Note)
 )
 
 // Task is the unit of work TaskHub tracks.
@@ -151,6 +152,9 @@ type Update struct {
 // dependencies) and checked against the rules that need no other task. Rules that look
 // at other tasks (existence, cycles) are checked by the Service inside the transaction.
 func (u Update) apply(t *Task) error {
+	if n := utf8.RuneCountInString(u.Note); n > MaxNote {
+		return Errorf(EInvalid, "note", "note must be at most %d characters, got %d", MaxNote, n)
+	}
 	if u.Title.Set {
 		t.Title = strings.TrimSpace(u.Title.Value)
 	}

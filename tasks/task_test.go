@@ -1,7 +1,9 @@
 package tasks_test
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,5 +40,29 @@ func TestTimeUnmarshalJSON(t *testing.T) {
 		case !tc.want.IsZero() && !got.Equal(tc.want):
 			t.Errorf("%s: %s, want %s", tc.in, got, tc.want.UTC())
 		}
+	}
+}
+
+// TestNoteLength checks the limit of a change's note, whoever sends it: at most
+// MaxNote characters, counted as characters, not bytes.
+func TestNoteLength(t *testing.T) {
+	svc, _ := newService(t)
+	ctx := context.Background()
+	task, err := svc.Create(ctx, tasks.Update{Title: tasks.Value("noted")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(allEvents(t, svc))
+	_, err = svc.Update(ctx, task.ID, 0, tasks.Update{Status: tasks.Value(tasks.StatusDone), Note: strings.Repeat("n", tasks.MaxNote+1)})
+	wantError(t, err, tasks.EInvalid, "note")
+	if got, err := svc.Get(ctx, task.ID); err != nil || got.Version != task.Version || len(allEvents(t, svc)) != before {
+		t.Fatalf("a refused note changed the task: %+v, %v", got, err)
+	}
+	note := strings.Repeat("é", tasks.MaxNote) // 2 bytes each
+	if _, err := svc.Update(ctx, task.ID, 0, tasks.Update{Status: tasks.Value(tasks.StatusDone), Note: note}); err != nil {
+		t.Fatalf("a note of %d characters: %v", tasks.MaxNote, err)
+	}
+	if events := allEvents(t, svc); events[len(events)-1].Note != note {
+		t.Errorf("the event's note is not the one sent")
 	}
 }
