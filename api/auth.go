@@ -207,7 +207,7 @@ func authenticate(a *Auth, oauth *OAuth) echo.MiddlewareFunc {
 			if !protected {
 				return next(c)
 			}
-			stream := r.Method == http.MethodGet && r.URL.Path == "/events/stream"
+			stream := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/events/stream"
 			ch := challenge{oauth: oauth, tokens: a != nil, path: r.URL.Path, scope: scope, stream: stream}
 			secret, err := bearer(r, stream)
 			if err != nil {

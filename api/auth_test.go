@@ -234,3 +234,24 @@ func TestTokensWatcherSymlink(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamHeadToken: HEAD on the stream takes the token as GET does, also in the
+// query, where a browser's EventSource puts it.
+func TestStreamHeadToken(t *testing.T) {
+	auth := api.NewAuth(mustParseTokens(t, `[{"name":"a","sha256":"`+hexA+`","scopes":["read"]}]`))
+	srv := httptest.NewServer(api.New(api.Config{
+		Logger: slog.New(slog.DiscardHandler), Auth: auth,
+		Stream: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+	}))
+	defer srv.Close()
+	for query, want := range map[string]int{"?access_token=secret": http.StatusOK, "": http.StatusUnauthorized} {
+		resp, err := http.Head(srv.URL + "/events/stream" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("HEAD /events/stream%s: %d, want %d", query, resp.StatusCode, want)
+		}
+	}
+}

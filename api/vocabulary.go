@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 
 	"github.com/labstack/echo/v4"
@@ -35,7 +36,7 @@ type vocabularyLimits struct {
 }
 
 func (h *handlers) vocabulary(c echo.Context) error {
-	if _, err := params(c); err != nil {
+	if _, err := params(c, broadcaster.Params{}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, vocabulary{

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 )
 
@@ -17,7 +18,7 @@ const maxHeaderBytes = 1 << 20
 const netHTTP431 = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large"
 
 // json431 is the body sent instead: the error shape of every other response.
-const json431 = `{"error":{"code":"` + tasks.EInvalid + `","message":"the request's header must be at most 1 MiB"}}` + "\n"
+var json431 = broadcaster.ErrorBody(tasks.EInvalid, "the request's header must be at most 1 MiB", "")
 
 // errorShapeListener hands out connections that send json431 where net/http writes
 // netHTTP431.

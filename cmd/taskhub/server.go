@@ -418,10 +418,7 @@ func checkLoopback(addr string, insecure bool) error {
 	if err != nil {
 		return fmt.Errorf("%w: --addr %q: %v", errUsage, addr, err)
 	}
-	if insecure || host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if insecure || api.IsLoopbackHost(host) {
 		return nil
 	}
 	return fmt.Errorf("%w: --addr %s is not a loopback address, and without tokens anyone who reaches it can change every task; pass --insecure to serve it anyway",
