@@ -422,36 +422,36 @@ func testReadyRule(t *testing.T, store tasks.Store) {
 // testDependencyCycleRace makes pairs of tasks depend on each other from two writers
 // at once: at most one edge of each pair may be stored, or the graph has a cycle.
 func testDependencyCycleRace(t *testing.T, store tasks.Store) {
+	raceEdges(t, store, "depend on each other", func(other int64) tasks.Update {
+		return tasks.Update{DependsOn: tasks.Value([]int64{other})}
+	})
+}
+
+// testParentCycleRace is testDependencyCycleRace with parents.
+func testParentCycleRace(t *testing.T, store tasks.Store) {
+	raceEdges(t, store, "are each other's parent", func(other int64) tasks.Update {
+		return tasks.Update{ParentID: tasks.Value(&other)}
+	})
+}
+
+// raceEdges has two writers at once point each of a pair of tasks at the other with
+// edge, ten times: at most one of each pair may win, and the loser is told why.
+func raceEdges(t *testing.T, store tasks.Store, cycle string, edge func(other int64) tasks.Update) {
 	svc := tasks.NewService(store)
 	for range 10 {
 		a, b := create(t, svc, tasks.Update{}), create(t, svc, tasks.Update{})
 		var wg sync.WaitGroup
 		var errA, errB error
-		wg.Go(func() { _, errA = svc.Update(as("x"), a.ID, 0, tasks.Update{DependsOn: tasks.Value([]int64{b.ID})}) })
-		wg.Go(func() { _, errB = svc.Update(as("y"), b.ID, 0, tasks.Update{DependsOn: tasks.Value([]int64{a.ID})}) })
+		wg.Go(func() { _, errA = svc.Update(as("x"), a.ID, 0, edge(b.ID)) })
+		wg.Go(func() { _, errB = svc.Update(as("y"), b.ID, 0, edge(a.ID)) })
 		wg.Wait()
 		if errA == nil && errB == nil {
-			t.Fatalf("tasks %d and %d now depend on each other", a.ID, b.ID)
+			t.Fatalf("tasks %d and %d now %s", a.ID, b.ID, cycle)
 		}
 		for _, err := range []error{errA, errB} {
 			if err != nil && code(err) != tasks.EInvalid {
 				t.Errorf("the losing edit: %v, want invalid_argument", err)
 			}
-		}
-	}
-}
-
-func testParentCycleRace(t *testing.T, store tasks.Store) {
-	svc := tasks.NewService(store)
-	for range 10 {
-		a, b := create(t, svc, tasks.Update{}), create(t, svc, tasks.Update{})
-		var wg sync.WaitGroup
-		var errA, errB error
-		wg.Go(func() { _, errA = svc.Update(as("x"), a.ID, 0, tasks.Update{ParentID: tasks.Value(&b.ID)}) })
-		wg.Go(func() { _, errB = svc.Update(as("y"), b.ID, 0, tasks.Update{ParentID: tasks.Value(&a.ID)}) })
-		wg.Wait()
-		if errA == nil && errB == nil {
-			t.Fatalf("tasks %d and %d are now each other's parent", a.ID, b.ID)
 		}
 	}
 }
