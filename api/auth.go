@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"taskhub/broadcaster"
@@ -149,21 +150,74 @@ func (t *Tokens) Revoked(old *Tokens, name string) bool {
 }
 
 // Auth checks requests against the current set of tokens, which Swap replaces while
-// the server runs.
+// the server runs, and ends the streams of the tokens a Swap revokes.
 type Auth struct {
 	tokens atomic.Pointer[Tokens]
+
+	mu      sync.Mutex
+	streams map[string]map[*func()]struct{} // the ends of the open streams, by token name
 }
 
 // NewAuth returns an Auth over tokens.
 func NewAuth(tokens *Tokens) *Auth {
-	a := &Auth{}
+	a := &Auth{streams: map[string]map[*func()]struct{}{}}
 	a.tokens.Store(tokens)
 	return a
 }
 
-// Swap makes next the set in force, from the next request on, and returns the one
-// it replaced.
-func (a *Auth) Swap(next *Tokens) (old *Tokens) { return a.tokens.Swap(next) }
+// Swap makes next the set in force, from the next request on, ends the open streams
+// of every token it revokes (see Tokens.Revoked, and Track), and returns the set it
+// replaced and how many streams it ended.
+func (a *Auth) Swap(next *Tokens) (old *Tokens, ended int) {
+	old = a.tokens.Swap(next)
+	var ends []*func()
+	a.mu.Lock()
+	for name, set := range a.streams {
+		if next.Revoked(old, name) {
+			for end := range set {
+				ends = append(ends, end)
+			}
+		}
+	}
+	a.mu.Unlock()
+	for _, end := range ends {
+		(*end)()
+	}
+	return old, len(ends)
+}
+
+// Track records end as the way to end a stream opened with ctx, its request's
+// context, for as long as the stream is open: until untrack. A Swap that revokes the
+// token the request was let in with calls end, which must return at once. Track
+// reports false, and records nothing, when that token was revoked already, while the
+// stream was being set up: no moment is left in which a revoked token's new stream
+// slips through. A stream let in without a static token is not tracked.
+func (a *Auth) Track(ctx context.Context, end func()) (untrack func(), ok bool) {
+	in, found := ctx.Value(letInKey{}).(letIn)
+	if !found {
+		return func() {}, true
+	}
+	key := &end
+	a.mu.Lock()
+	if a.streams[in.name] == nil {
+		a.streams[in.name] = map[*func()]struct{}{}
+	}
+	a.streams[in.name][key] = struct{}{}
+	a.mu.Unlock()
+	untrack = func() {
+		a.mu.Lock()
+		delete(a.streams[in.name], key)
+		if len(a.streams[in.name]) == 0 {
+			delete(a.streams, in.name)
+		}
+		a.mu.Unlock()
+	}
+	if now := a.tokens.Load(); now != in.set && now.Revoked(in.set, in.name) {
+		untrack()
+		return nil, false
+	}
+	return untrack, true
+}
 
 // callerKey is the context key of the authenticated token's name.
 type callerKey struct{}
@@ -234,11 +288,11 @@ func authenticate(a *Auth, oauth *OAuth) echo.MiddlewareFunc {
 				return ch.forbidden(c, p, r)
 			}
 			ctx := context.WithValue(r.Context(), callerKey{}, p.name)
+			if static { // for Track, should the request be a stream's
+				ctx = context.WithValue(ctx, letInKey{}, letIn{set, p.name})
+			}
 			if stream {
 				ctx = broadcaster.WithOwner(ctx, p.name)
-				if static {
-					ctx = context.WithValue(ctx, letInKey{}, letIn{set, p.name})
-				}
 			}
 			c.SetRequest(r.WithContext(ctx))
 			return next(c)
@@ -253,18 +307,6 @@ type letIn struct {
 }
 
 type letInKey struct{}
-
-// StillValid reports whether the token a stream's request was let in with is still
-// good: the broadcaster's StillValid. Together with the revocation of streams on
-// reload, it leaves no moment in which a revoked token's new stream slips through.
-func (a *Auth) StillValid(ctx context.Context) bool {
-	in, ok := ctx.Value(letInKey{}).(letIn)
-	if !ok {
-		return true
-	}
-	now := a.tokens.Load()
-	return now == in.set || !now.Revoked(in.set, in.name)
-}
 
 // bearer returns the token a request carries, or why it carries none that can be
 // read.

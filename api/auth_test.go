@@ -159,9 +159,10 @@ func TestTokensWatcher(t *testing.T) {
 	want(1)
 }
 
-// TestStillValid: a stream's request remembers the tokens it was let in with, so a
-// revocation that happens while the stream is being set up is still noticed.
-func TestStillValid(t *testing.T) {
+// TestTrack: a stream's request remembers the token it was let in with; a reload
+// that revokes that token ends the stream, and a stream that registers after the
+// revocation (it was being set up meanwhile) is refused.
+func TestTrack(t *testing.T) {
 	auth := api.NewAuth(mustParseTokens(t, `[{"name":"a","sha256":"`+hexA+`","scopes":["read"]}]`))
 	contexts := make(chan context.Context, 1)
 	srv := httptest.NewServer(api.New(api.Config{
@@ -175,19 +176,23 @@ func TestStillValid(t *testing.T) {
 	}
 	resp.Body.Close()
 	ctx := <-contexts
-	if !auth.StillValid(ctx) {
-		t.Fatal("not valid before any reload")
+	ended := 0
+	untrack, ok := auth.Track(ctx, func() { ended++ })
+	if !ok {
+		t.Fatal("refused before any reload")
 	}
-	auth.Swap(mustParseTokens(t, `[{"name":"a","sha256":"`+hexA+`","scopes":["read","write"]}]`))
-	if !auth.StillValid(ctx) {
-		t.Error("a reload that keeps the token revoked it")
+	if _, n := auth.Swap(mustParseTokens(t, `[{"name":"a","sha256":"`+hexA+`","scopes":["read","write"]}]`)); n != 0 || ended != 0 {
+		t.Errorf("a reload that keeps the token ended %d streams", n)
 	}
-	auth.Swap(mustParseTokens(t, `[{"name":"a","sha256":"`+strings.Repeat("1", 64)+`","scopes":["read"]}]`))
-	if auth.StillValid(ctx) {
-		t.Error("a new secret for the name did not revoke the stream's token")
+	if _, n := auth.Swap(mustParseTokens(t, `[{"name":"a","sha256":"`+strings.Repeat("1", 64)+`","scopes":["read"]}]`)); n != 1 || ended != 1 {
+		t.Errorf("a new secret for the name ended %d streams (end called %d times), want 1", n, ended)
 	}
-	if !auth.StillValid(context.Background()) {
-		t.Error("a request without a token (no auth on it) is not valid")
+	untrack()
+	if _, ok := auth.Track(ctx, func() {}); ok {
+		t.Error("a stream of the revoked token was let in after the revocation")
+	}
+	if _, ok := auth.Track(context.Background(), func() {}); !ok {
+		t.Error("a stream without a static token was refused")
 	}
 }
 

@@ -39,8 +39,8 @@ type TokensWatcher struct {
 }
 
 // NewTokensWatcher starts watching the directory of path, then reads the file once
-// more into auth. onSwap, if set, is called after each later new set is in force (to
-// end the streams of revoked tokens). Run does the reloading. Call it before the
+// more into auth. onSwap, if set, is called after each later new set is in force
+// (auth has then ended the streams of the tokens it revoked). Run does the reloading. Call it before the
 // server takes requests.
 func NewTokensWatcher(path string, auth *Auth, logger *slog.Logger, onSwap func(old, next *Tokens)) (*TokensWatcher, error) {
 	abs, err := filepath.Abs(path)
@@ -129,7 +129,10 @@ func (w *TokensWatcher) reload() {
 		return
 	}
 	w.last = data
-	old := w.auth.Swap(next)
+	old, ended := w.auth.Swap(next)
 	w.logger.Info("tokens file reloaded", "path", w.path, "tokens", next.Len())
+	if ended > 0 {
+		w.logger.Info("closed the streams of revoked tokens", "streams", ended)
+	}
 	w.onSwap(old, next)
 }

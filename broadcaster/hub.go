@@ -35,9 +35,11 @@ type Config struct {
 	// from (both must hold); defaults 8192 and 32 MiB.
 	RingEvents int
 	RingBytes  int
-	// StillValid, if set, is asked once a stream is registered whether the
-	// credentials its request was let in with still hold (see CloseOwned).
-	StillValid func(context.Context) bool
+	// Track, if set, is told of every stream once it is registered, with its
+	// request's context and a func that ends it, until the returned untrack; a stream
+	// it refuses (its credentials no longer hold) is closed at once. It lets whoever
+	// checks credentials end a stream when they are revoked.
+	Track func(ctx context.Context, end func()) (untrack func(), ok bool)
 	// MaxStreamsPerOwner bounds the open streams of one owner (see WithOwner); 0 means
 	// no bound. Streams without an owner are never bounded.
 	MaxStreamsPerOwner int
@@ -298,29 +300,19 @@ func (h *Hub) release(owner string) {
 	h.mu.Unlock()
 }
 
-// CloseOwned ends every open stream whose owner is not "" and for which revoked
-// reports true, and returns how many it ended. Streams of other owners are not
-// touched. It never waits for a writer: each ends its stream on its own goroutine.
-func (h *Hub) CloseOwned(revoked func(owner string) bool) int {
-	n := 0
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for s := range h.subs {
-		if s.owner != "" && revoked(s.owner) && !s.closed.Swap(true) {
-			s.kick()
-			s.signal()
-			n++
-		}
+// end ends s's stream, its credentials revoked. It never waits for the writer.
+func (s *subscriber) end() {
+	if !s.closed.Swap(true) {
+		s.kick()
+		s.signal()
 	}
-	return n
 }
 
 // ownerKey is the context key of WithOwner.
 type ownerKey struct{}
 
 // WithOwner returns ctx saying that a stream opened with it belongs to owner (the
-// name of the token that authenticated the request), for CloseOwned and
-// MaxStreamsPerOwner.
+// name of the token that authenticated the request), for MaxStreamsPerOwner.
 func WithOwner(ctx context.Context, owner string) context.Context {
 	return context.WithValue(ctx, ownerKey{}, owner)
 }

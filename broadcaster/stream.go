@@ -25,6 +25,7 @@ type subscriber struct {
 	conn        net.Conn // the client's connection, taken over from net/http
 	hangupToken int32    // its registration with the Hub's hangups, 0 for none
 	hangupFD    int
+	untrack     func() // ends Config.Track's tracking
 
 	mu       sync.Mutex
 	queue    []*frame
@@ -36,7 +37,7 @@ type subscriber struct {
 	wake         chan struct{} // capacity 1: "look at the queue"
 	keepaliveDue atomic.Bool
 	peerGone     atomic.Bool  // the client closed the connection
-	closed       atomic.Bool  // the hub ended it: its owner may no longer read
+	closed       atomic.Bool  // ended: its owner may no longer read
 	lastWrite    atomic.Int64 // unix nanoseconds
 	lastID       atomic.Int64
 	sent         atomic.Int64
@@ -175,7 +176,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s := &subscriber{
 		id: newID(), owner: owner, remoteAddr: r.RemoteAddr, userAgent: r.UserAgent(), connectedAt: time.Now(),
-		req: req, queueCap: h.cfg.QueueCap, conn: conn, wake: make(chan struct{}, 1),
+		req: req, queueCap: h.cfg.QueueCap, conn: conn, wake: make(chan struct{}, 1), untrack: func() {},
 	}
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
@@ -190,13 +191,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	// A stream whose token was revoked while it was being set up was not there for
-	// CloseOwned to close: ask again now that it is registered.
-	if h.cfg.StillValid != nil && !h.cfg.StillValid(r.Context()) {
-		h.remove(s)
-		h.streams.Done()
-		conn.Close()
-		return
+	if h.cfg.Track != nil {
+		untrack, ok := h.cfg.Track(r.Context(), s.end)
+		if !ok {
+			h.remove(s)
+			h.streams.Done()
+			conn.Close()
+			return
+		}
+		s.untrack = untrack
 	}
 	go h.serveStream(s, head.Bytes())
 }
@@ -207,6 +210,7 @@ func (h *Hub) serveStream(s *subscriber, head []byte) {
 	defer h.streams.Done()
 	defer s.conn.Close()
 	defer h.remove(s)
+	defer s.untrack()
 	log := h.cfg.Logger.With("subscriber", s.id, "remote_addr", s.remoteAddr)
 	defer func() {
 		// No HTTP middleware recovers on this goroutine: one stream's bug must not

@@ -66,9 +66,12 @@ func (s *Server) Handler(cfg HTTPConfig) http.Handler {
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
 			defer context.AfterFunc(s.closing, cancel)()
-			if name, ok := s.caller(ctx); ok {
-				defer s.own(name, cancel)()
+			untrack, ok := s.track(ctx, cancel)
+			if !ok {
+				broadcaster.WriteError(w, http.StatusUnauthorized, "unauthorized", "the token this stream was opened with has just been revoked", "")
+				return
 			}
+			defer untrack()
 			r = r.WithContext(ctx)
 		}
 		switch r.URL.Path {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
+	"taskhub/tasks/sqlite"
 	"testing"
 	"time"
 
@@ -109,10 +111,24 @@ func TestCloseStopsTransports(t *testing.T) {
 	}
 }
 
-// TestCloseOwned: the streams of a caller whose token was revoked are ended; others'
-// are not.
-func TestCloseOwned(t *testing.T) {
-	s, _ := newServerFor(t, "alice")
+// TestTrack: every HTTP stream is tracked while it is open, and ends when its end is
+// called (its token revoked); a stream whose tracking is refused is not served.
+func TestTrack(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ends := make(chan func(), 1)
+	refuse := false
+	s := mcptools.New(mcptools.Config{Service: tasks.NewService(db),
+		Track: func(_ context.Context, end func()) (func(), bool) {
+			if refuse {
+				return nil, false
+			}
+			ends <- end
+			return func() {}, true
+		}})
 	srv := httptest.NewServer(s.Handler(mcptools.HTTPConfig{Heartbeat: time.Hour}))
 	defer srv.Close()
 	defer s.Close()
@@ -125,18 +141,23 @@ func TestCloseOwned(t *testing.T) {
 	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "event: endpoint" {
 		t.Fatalf("SSE stream starts %q, %v", first, err)
 	}
-	if n := s.CloseOwned(func(name string) bool { return name == "bob" }); n != 0 {
-		t.Errorf("closing bob's streams ended %d", n)
-	}
-	if n := s.CloseOwned(func(name string) bool { return name == "alice" }); n != 1 {
-		t.Fatalf("closing alice's streams ended %d, want 1", n)
-	}
+	(<-ends)() // the token is revoked
 	ended := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
 	select {
 	case <-ended:
 	case <-time.After(5 * time.Second):
-		t.Fatal("alice's stream is still open")
+		t.Fatal("the stream is still open after its end was called")
+	}
+
+	refuse = true
+	resp, err = http.Get(srv.URL + "/mcp/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("a refused stream: %d %s, want a JSON 401", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
 

@@ -67,6 +67,11 @@ type Config struct {
 	// token's name), which wins over the client's own name. Over HTTP the tools see
 	// the request's context, so auth middleware in front of Handler can set it.
 	Caller func(context.Context) (string, bool)
+	// Track, if set, is told of every HTTP stream (a Streamable HTTP GET, an SSE
+	// stream) with its request's context and a func that ends it, until the returned
+	// untrack; a stream it refuses (its credentials no longer hold) is not served. It
+	// lets whoever checks credentials end a stream when they are revoked.
+	Track func(ctx context.Context, end func()) (untrack func(), ok bool)
 }
 
 // Server is TaskHub's MCP server.
@@ -80,9 +85,10 @@ type Server struct {
 	closing context.Context // done once Close is called: every HTTP stream ends
 	close   context.CancelFunc
 
+	track func(ctx context.Context, end func()) (untrack func(), ok bool)
+
 	mu        sync.Mutex
-	shutdowns []func(context.Context)         // of the transports Handler made
-	owned     map[string]map[*func()]struct{} // the cancels of the streams of each caller
+	shutdowns []func(context.Context) // of the transports Handler made
 }
 
 // New returns a Server with every tool and resource registered.
@@ -96,7 +102,10 @@ func New(cfg Config) *Server {
 	if cfg.Caller == nil {
 		cfg.Caller = func(context.Context) (string, bool) { return "", false }
 	}
-	s := &Server{svc: cfg.Service, logger: cfg.Logger, caller: cfg.Caller}
+	if cfg.Track == nil {
+		cfg.Track = func(context.Context, func()) (func(), bool) { return func() {}, true }
+	}
+	s := &Server{svc: cfg.Service, logger: cfg.Logger, caller: cfg.Caller, track: cfg.Track}
 	s.closing, s.close = context.WithCancel(context.Background())
 	hooks := &server.Hooks{}
 	s.subs = newSubscriptions(hooks)
@@ -131,48 +140,6 @@ func (s *Server) Close() {
 		shutdown(ctx)
 	}
 	s.shutdowns = nil
-}
-
-// own records cancel as ending a stream of the caller name, until the returned func.
-func (s *Server) own(name string, cancel func()) (disown func()) {
-	key := &cancel
-	s.mu.Lock()
-	if s.owned == nil {
-		s.owned = map[string]map[*func()]struct{}{}
-	}
-	if s.owned[name] == nil {
-		s.owned[name] = map[*func()]struct{}{}
-	}
-	s.owned[name][key] = struct{}{}
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		delete(s.owned[name], key)
-		if len(s.owned[name]) == 0 {
-			delete(s.owned, name)
-		}
-		s.mu.Unlock()
-	}
-}
-
-// CloseOwned ends the HTTP streams (Streamable HTTP GET, SSE) of every caller for whom
-// revoked is true, as when a token is revoked, and returns how many it ended. Their
-// later requests are refused by whoever authenticates them.
-func (s *Server) CloseOwned(revoked func(name string) bool) int {
-	s.mu.Lock()
-	var cancels []*func()
-	for name, set := range s.owned {
-		if revoked(name) {
-			for c := range set {
-				cancels = append(cancels, c)
-			}
-		}
-	}
-	s.mu.Unlock()
-	for _, c := range cancels {
-		(*c)()
-	}
-	return len(cancels)
 }
 
 // MCPServer returns the underlying mcp-go server, for in-process clients.

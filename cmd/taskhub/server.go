@@ -176,9 +176,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.closers = append(s.closers, s.store.Close)
 
 	metrics := api.NewMetrics()
-	var stillValid func(context.Context) bool
+	// The streams of static tokens end when their token is revoked.
+	var track func(context.Context, func()) (func(), bool)
 	if auth != nil {
-		stillValid = auth.StillValid
+		track = auth.Track
 	}
 	s.hub = broadcaster.New(broadcaster.Config{
 		Log:        tasklog.Log{Store: s.store},
@@ -189,11 +190,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		Observe:    metrics.ObserveDelivery,
 		// Streams are owned by tokens; without tokens the limit has nothing to count.
 		MaxStreamsPerOwner: cfg.MaxStreamsPerToken,
-		StillValid:         stillValid,
+		Track:              track,
 	})
 	metrics.WatchHub(s.hub.Stats)
 	service := tasks.NewService(s.store)
-	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller})
+	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller, Track: track})
 	// Before anything can change the log: the file watchers below, or a client.
 	if err := s.followLog(ctx, bgCtx); err != nil {
 		return err
@@ -204,12 +205,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	if cfg.TokensFile != "" {
 		tokensLog := s.logger.With("component", "auth")
-		watcher, err := api.NewTokensWatcher(cfg.TokensFile, auth, tokensLog, func(old, next *api.Tokens) {
-			revoked := func(name string) bool { return next.Revoked(old, name) }
-			if n := s.hub.CloseOwned(revoked) + s.mcp.CloseOwned(revoked); n > 0 {
-				tokensLog.Info("closed the streams of revoked tokens", "streams", n)
-			}
-		})
+		watcher, err := api.NewTokensWatcher(cfg.TokensFile, auth, tokensLog, nil)
 		if err != nil {
 			return err
 		}
