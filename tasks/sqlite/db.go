@@ -280,7 +280,7 @@ func (db *DB) run() {
 // context that is never cancelled: cancelling one caller's statement would interrupt
 // SQLite, which rolls back the whole transaction and with it the other callers' work.
 func (db *DB) commit(batch []*op) {
-	w := &writeTx{conn{ctx: context.Background(), stmts: db.writeStmts}}
+	w := &writeTx{conn: conn{ctx: context.Background(), stmts: db.writeStmts}}
 	results := make([]error, len(batch))
 	if err := w.run(batch, results); err == nil {
 		db.signalCommitted()
@@ -309,6 +309,7 @@ func (w *writeTx) run(batch []*op, results []error) error {
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	w.lastSeq = 0 // read again: another process may have written since
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			results[i] = err
@@ -317,7 +318,9 @@ func (w *writeTx) run(batch []*op, results []error) error {
 		if _, err := w.exec("SAVEPOINT op"); err != nil {
 			return w.abort("savepoint", err)
 		}
+		lastSeq := w.lastSeq
 		if results[i] = runOp(o, w); results[i] != nil {
+			w.lastSeq = lastSeq // the op's events are undone with it
 			if _, err := w.exec("ROLLBACK TO op"); err != nil {
 				// The savepoint is gone when SQLite has undone the whole transaction,
 				// as it does after some errors (a full disk, say): the op's error is then

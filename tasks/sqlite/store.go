@@ -324,7 +324,12 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) 
 }
 
 // writeTx is the tasks.Tx of the ops of a batch.
-type writeTx struct{ conn }
+type writeTx struct {
+	conn
+	// lastSeq is the seq of the last event appended in this transaction, once one
+	// was: the first append reads it from the database, the others count on.
+	lastSeq int64
+}
 
 func (w *writeTx) ids(query string, args ...any) ([]int64, error) {
 	rows, err := w.query(query, args...)
@@ -461,11 +466,12 @@ func (w *writeTx) DeleteTask(id int64) error {
 // which holds the database's write lock from BEGIN IMMEDIATE on: no other writer, in
 // this process or another, can take the same seq or commit a higher one first.
 func (w *writeTx) AppendEvent(e *tasks.Event) error {
-	var last int64
-	if err := w.queryRow("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'").Scan(&last); err != nil {
-		return fmt.Errorf("append event: %w", mapError(err))
+	if w.lastSeq == 0 {
+		if err := w.queryRow("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'").Scan(&w.lastSeq); err != nil {
+			return fmt.Errorf("append event: %w", mapError(err))
+		}
 	}
-	e.Seq = last + 1
+	e.Seq = w.lastSeq + 1
 	r, err := e.Record()
 	if err != nil {
 		return fmt.Errorf("append event: %w", err)
@@ -483,6 +489,7 @@ func (w *writeTx) AppendEvent(e *tasks.Event) error {
 	if err != nil {
 		return fmt.Errorf("append event %d: %w", e.Seq, err)
 	}
+	w.lastSeq = e.Seq
 	return nil
 }
 
