@@ -82,6 +82,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	shutdowns []func(context.Context)         // of the transports Handler made
+	tables    []*sessionTable                 // their sessions
 	owned     map[string]map[*func()]struct{} // the cancels of the streams of each caller
 }
 
@@ -100,6 +101,11 @@ func New(cfg Config) *Server {
 	s.closing, s.close = context.WithCancel(context.Background())
 	hooks := &server.Hooks{}
 	s.subs = newSubscriptions(hooks)
+	hooks.AddAfterInitialize(func(ctx context.Context, _ any, req *mcp.InitializeRequest, res *mcp.InitializeResult) {
+		if session := server.ClientSessionFromContext(ctx); session != nil {
+			s.describeSession(session.SessionID(), req.Params.ClientInfo.Name, res.ProtocolVersion)
+		}
+	})
 	tools := s.tools()
 	s.mcp = server.NewMCPServer(Name, cfg.Version,
 		server.WithInstructions(Instructions),
@@ -131,6 +137,16 @@ func (s *Server) Close() {
 		shutdown(ctx)
 	}
 	s.shutdowns = nil
+}
+
+// describeSession records what the initialize of the Streamable HTTP session id said.
+func (s *Server) describeSession(id, client, protocol string) {
+	s.mu.Lock()
+	tables := s.tables
+	s.mu.Unlock()
+	for _, t := range tables {
+		t.describe(id, client, protocol)
+	}
 }
 
 // own records cancel as ending a stream of the caller name, until the returned func.

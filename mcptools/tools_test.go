@@ -26,17 +26,22 @@ func newServer(t testing.TB) (*mcptools.Server, *tasks.Service) {
 // caller (none when it is empty), as the API does with a token's name.
 func newServerFor(t testing.TB, caller string) (*mcptools.Server, *tasks.Service) {
 	t.Helper()
+	if caller == "" {
+		return newServerWith(t, nil)
+	}
+	return newServerWith(t, func(context.Context) (string, bool) { return caller, true })
+}
+
+// newServerWith is newServer on a server whose authentication is caller (nil: none).
+func newServerWith(t testing.TB, caller func(context.Context) (string, bool)) (*mcptools.Server, *tasks.Service) {
+	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	svc := tasks.NewService(db)
-	cfg := mcptools.Config{Service: svc}
-	if caller != "" {
-		cfg.Caller = func(context.Context) (string, bool) { return caller, true }
-	}
-	return mcptools.New(cfg), svc
+	return mcptools.New(mcptools.Config{Service: svc, Caller: caller}), svc
 }
 
 // connect returns an initialized in-process client that calls itself name.
