@@ -148,6 +148,9 @@ func (s *Server) serveStreamable(w http.ResponseWriter, r *http.Request, t *sess
 			return
 		}
 	case http.MethodGet, http.MethodDelete:
+	case http.MethodHead: // a probe: mcp-go answers it, in no session
+		next.ServeHTTP(w, r)
+		return
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		broadcaster.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" "+PathStreamable+" is not allowed; use POST, GET or DELETE", "")

@@ -154,6 +154,7 @@ func TestSessionRules(t *testing.T) {
 		{"DELETE without a session", http.MethodDelete, "", "", http.StatusBadRequest, "invalid_argument"},
 		{"DELETE of a made-up session", http.MethodDelete, madeUpSession, "", http.StatusNotFound, "not_found"},
 		{"PUT", http.MethodPut, id, pingBody, http.StatusMethodNotAllowed, "method_not_allowed"},
+		{"HEAD, a probe", http.MethodHead, "", "", http.StatusOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := send(tc.method, tc.session, tc.body)
