@@ -178,13 +178,12 @@ func (s *Server) serveStreamable(w http.ResponseWriter, r *http.Request, t *sess
 	if err == nil && r.Method == http.MethodGet {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		var unregister func()
-		var ok bool
-		if unregister, ok = t.stream(sess, cancel); ok {
+		unregister, ok := t.stream(sess, cancel)
+		if !ok {
+			err = errUnknownSession // ended since use
+		} else {
 			defer unregister()
 			r = r.WithContext(ctx)
-		} else {
-			err = errUnknownSession
 		}
 	}
 	if err != nil {
