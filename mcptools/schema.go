@@ -2,6 +2,8 @@ package mcptools
 
 import (
 	"encoding/json"
+	"maps"
+	"strings"
 
 	"taskhub/tasks"
 )
@@ -45,13 +47,19 @@ func id(desc string) map[string]any {
 	return map[string]any{"type": "integer", "minimum": 1, "description": desc}
 }
 
-func nullable(s map[string]any) map[string]any {
-	c := map[string]any{}
-	for k, v := range s {
-		c[k] = v
+// nullable is the schema of s or null, with what null means added to s's
+// description. It is an anyOf of single-type branches, not a type list
+// ("type": ["string", "null"]): clients that map tool schemas onto a single-type
+// dialect (such as the OpenAPI subset of Gemini's function declarations) reject
+// type lists or drop their constraints.
+func nullable(s map[string]any, meaning string) map[string]any {
+	branch := maps.Clone(s)
+	delete(branch, "description")
+	desc, _ := s["description"].(string)
+	return map[string]any{
+		"anyOf":       []any{branch, map[string]any{"type": "null"}},
+		"description": strings.TrimPrefix(desc+"; "+meaning, "; "),
 	}
-	c["type"] = []string{s["type"].(string), "null"}
-	return c
 }
 
 func enum[S ~string](values []S, desc string) map[string]any {
@@ -91,9 +99,9 @@ func taskSchema() map[string]any {
 		"assignee":    map[string]any{"type": "string"},
 		"project":     map[string]any{"type": "string"},
 		"labels":      map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
-		"parent_id":   map[string]any{"type": []string{"integer", "null"}},
+		"parent_id":   nullable(map[string]any{"type": "integer"}, "null when it is no subtask"),
 		"depends_on":  map[string]any{"type": "array", "items": map[string]any{"type": "integer"}},
-		"due_at":      map[string]any{"type": []string{"string", "null"}},
+		"due_at":      nullable(map[string]any{"type": "string"}, "null when it has no due date"),
 		"version":     map[string]any{"type": "integer"},
 		"created_at":  map[string]any{"type": "string"},
 		"updated_at":  map[string]any{"type": "string"},

@@ -89,6 +89,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	shutdowns []func(context.Context) // of the transports Handler made
+	tables    []*sessionTable         // their sessions
 }
 
 // New returns a Server with every tool and resource registered.
@@ -109,6 +110,11 @@ func New(cfg Config) *Server {
 	s.closing, s.close = context.WithCancel(context.Background())
 	hooks := &server.Hooks{}
 	s.subs = newSubscriptions(hooks)
+	hooks.AddAfterInitialize(func(ctx context.Context, _ any, req *mcp.InitializeRequest, res *mcp.InitializeResult) {
+		if session := server.ClientSessionFromContext(ctx); session != nil {
+			s.describeSession(session.SessionID(), req.Params.ClientInfo.Name, res.ProtocolVersion)
+		}
+	})
 	tools := s.tools()
 	s.mcp = server.NewMCPServer(Name, cfg.Version,
 		server.WithInstructions(Instructions),
@@ -140,6 +146,16 @@ func (s *Server) Close() {
 		shutdown(ctx)
 	}
 	s.shutdowns = nil
+}
+
+// describeSession records what the initialize of the Streamable HTTP session id said.
+func (s *Server) describeSession(id, client, protocol string) {
+	s.mu.Lock()
+	tables := s.tables
+	s.mu.Unlock()
+	for _, t := range tables {
+		t.describe(id, client, protocol)
+	}
 }
 
 // MCPServer returns the underlying mcp-go server, for in-process clients.

@@ -3,6 +3,7 @@ package mcptools
 import (
 	"context"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,4 +133,21 @@ func (s *Server) TaskChanged(id int64) {
 			s.logger.Debug("resource update not sent", "session", session.SessionID(), "uri", uri, "err", err)
 		}
 	}
+}
+
+// uris lists the resources the session id subscribed to, sorted.
+func (s *subscriptions) uris(id string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := []string{}
+	for uri, sessions := range s.byURI {
+		for session := range sessions {
+			if session.SessionID() == id {
+				list = append(list, uri)
+				break
+			}
+		}
+	}
+	slices.Sort(list)
+	return list
 }

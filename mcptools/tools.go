@@ -46,8 +46,8 @@ func (s *Server) tools() []tool {
 	update := taskFields()
 	update["task_id"] = id("the task to change")
 	update["expected_version"] = id("the version you last saw; the update fails if the task has changed since")
-	update["parent_id"] = nullable(update["parent_id"].(map[string]any))
-	update["due_at"] = nullable(update["due_at"].(map[string]any))
+	update["parent_id"] = nullable(update["parent_id"].(map[string]any), "null clears it: the task is no subtask any more")
+	update["due_at"] = nullable(update["due_at"].(map[string]any), "null clears it: no due date")
 	listOutput := result(map[string]any{
 		"tasks":       map[string]any{"type": "array", "items": taskSchema()},
 		"next_cursor": map[string]any{"type": "string", "description": "pass as cursor for the next page; empty on the last"},

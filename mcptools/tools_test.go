@@ -26,17 +26,22 @@ func newServer(t testing.TB) (*mcptools.Server, *tasks.Service) {
 // caller (none when it is empty), as the API does with a token's name.
 func newServerFor(t testing.TB, caller string) (*mcptools.Server, *tasks.Service) {
 	t.Helper()
+	if caller == "" {
+		return newServerWith(t, nil)
+	}
+	return newServerWith(t, func(context.Context) (string, bool) { return caller, true })
+}
+
+// newServerWith is newServer on a server whose authentication is caller (nil: none).
+func newServerWith(t testing.TB, caller func(context.Context) (string, bool)) (*mcptools.Server, *tasks.Service) {
+	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	svc := tasks.NewService(db)
-	cfg := mcptools.Config{Service: svc}
-	if caller != "" {
-		cfg.Caller = func(context.Context) (string, bool) { return caller, true }
-	}
-	return mcptools.New(cfg), svc
+	return mcptools.New(mcptools.Config{Service: svc, Caller: caller}), svc
 }
 
 // connect returns an initialized in-process client that calls itself name.
@@ -385,5 +390,115 @@ func TestCallerWins(t *testing.T) {
 	task := ok[tasks.Task](t, callTool(t, c, "create_task", `{"title":"by token"}`))
 	if task.CreatedBy != "token-ci" {
 		t.Errorf("created by %q, want the token's name", task.CreatedBy)
+	}
+}
+
+// TestSchemasPortable walks every tool's input and output schema: none has a type
+// list ("type": ["string", "null"]), which clients that map schemas onto a
+// single-type dialect reject (the MCP Inspector's schema portability check warns of
+// it). Nullable fields are an anyOf of a type and null.
+func TestSchemasPortable(t *testing.T) {
+	s, _ := newServer(t)
+	c := connect(t, s, "walker")
+	res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(res.Tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tools []struct {
+		Name                      string
+		InputSchema, OutputSchema any
+	}
+	if err := json.Unmarshal(b, &tools); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, node any) int
+	walk = func(path string, node any) (nodes int) {
+		switch n := node.(type) {
+		case map[string]any:
+			if _, list := n["type"].([]any); list {
+				t.Errorf("%s: type list %v; use anyOf with one type in each branch", path, n["type"])
+			}
+			for k, v := range n {
+				nodes += walk(path+"."+k, v)
+			}
+			return nodes + 1
+		case []any:
+			for i, v := range n {
+				nodes += walk(fmt.Sprintf("%s[%d]", path, i), v)
+			}
+		}
+		return nodes
+	}
+	for _, tool := range tools {
+		if walk(tool.Name+".inputSchema", tool.InputSchema) < 2 || walk(tool.Name+".outputSchema", tool.OutputSchema) < 2 {
+			t.Errorf("%s: a schema is missing", tool.Name)
+		}
+	}
+	if len(tools) != 8 {
+		t.Errorf("%d tools walked, want 8", len(tools))
+	}
+}
+
+// TestNullClears: update_task still takes null for parent_id and due_at, which clears
+// them, and says so in their descriptions; a value of neither type is refused with a
+// message naming the argument and both types.
+func TestNullClears(t *testing.T) {
+	s, svc := newServer(t)
+	c := connect(t, s, "clearer")
+	parent := ok[tasks.Task](t, callTool(t, c, "create_task", `{"title":"parent"}`))
+	child := ok[tasks.Task](t, callTool(t, c, "create_task",
+		fmt.Sprintf(`{"title":"child","parent_id":%d,"due_at":"2026-12-01T10:00:00Z"}`, parent.ID)))
+	if child.ParentID == nil || child.DueAt == nil {
+		t.Fatalf("created %+v", child)
+	}
+	cleared := ok[tasks.Task](t, callTool(t, c, "update_task", fmt.Sprintf(`{"task_id":%d,"parent_id":null,"due_at":null}`, child.ID)))
+	if cleared.ParentID != nil || cleared.DueAt != nil {
+		t.Errorf("after null: parent_id %v, due_at %v", cleared.ParentID, cleared.DueAt)
+	}
+
+	res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range res.Tools {
+		if tool.Name != "update_task" {
+			continue
+		}
+		b, err := json.Marshal(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var listed struct {
+			InputSchema struct {
+				Properties map[string]struct{ Description string }
+			}
+		}
+		if err := json.Unmarshal(b, &listed); err != nil {
+			t.Fatal(err)
+		}
+		for _, field := range []string{"parent_id", "due_at"} {
+			if d := listed.InputSchema.Properties[field].Description; !strings.Contains(d, "null clears it") {
+				t.Errorf("update_task's %s: description %q does not say that null clears it", field, d)
+			}
+		}
+	}
+
+	_, before, _ := svc.Events(context.Background(), 0, 1000)
+	for _, tc := range []struct{ args, want string }{
+		{`"due_at":5`, "argument due_at: got number, want string or null"},
+		{`"parent_id":"1"`, "argument parent_id: got string, want integer or null"},
+		{`"parent_id":0`, "argument parent_id: minimum"},
+		{`"due_at":"tomorrow"`, "due_at must be an RFC 3339 time"},
+	} {
+		t.Run(tc.args, func(t *testing.T) {
+			failed(t, callTool(t, c, "update_task", fmt.Sprintf(`{"task_id":%d,%s}`, child.ID, tc.args)), tc.want)
+		})
+	}
+	if _, after, _ := svc.Events(context.Background(), 0, 1000); after != before {
+		t.Errorf("refused calls changed something: last seq %d, was %d", after, before)
 	}
 }

@@ -74,6 +74,9 @@ func (v *validator) middleware(next server.ToolHandlerFunc) server.ToolHandlerFu
 
 // describe words the leaves of a validation error, each naming its argument.
 func (v *validator) describe(e *jsonschema.ValidationError, schema *jsonschema.Schema) []string {
+	if _, ok := e.ErrorKind.(*kind.AnyOf); ok {
+		e = v.anyOf(e)
+	}
 	if len(e.Causes) > 0 {
 		var out []string
 		for _, c := range e.Causes {
@@ -96,4 +99,32 @@ func (v *validator) describe(e *jsonschema.ValidationError, schema *jsonschema.S
 		return []string{e.ErrorKind.LocalizedString(v.printer)}
 	}
 	return []string{fmt.Sprintf("argument %s: %s", strings.Join(e.InstanceLocation, "/"), e.ErrorKind.LocalizedString(v.printer))}
+}
+
+// anyOf narrows the error of a value that matched no branch of an anyOf (the
+// nullable fields: a type or null) to what is worth saying: the faults of the
+// branches of the value's type when there are some ('tomorrow' is not a date-time),
+// else the one type error of them all (got number, want string or null).
+func (v *validator) anyOf(e *jsonschema.ValidationError) *jsonschema.ValidationError {
+	var typeErr *kind.Type
+	var rest []*jsonschema.ValidationError
+	for _, c := range e.Causes {
+		if k, ok := c.ErrorKind.(*kind.Type); ok && len(c.Causes) == 0 {
+			if typeErr == nil {
+				typeErr = &kind.Type{Got: k.Got}
+			}
+			typeErr.Want = append(typeErr.Want, k.Want...)
+			continue
+		}
+		rest = append(rest, c)
+	}
+	narrowed := *e
+	if len(rest) > 0 {
+		narrowed.Causes = rest
+		return &narrowed
+	}
+	if typeErr != nil {
+		narrowed.Causes, narrowed.ErrorKind = nil, typeErr
+	}
+	return &narrowed
 }

@@ -149,6 +149,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/events/stream", "", nil, 200, "read"},
 		{"GET", "/events/debug", "", nil, 200, "admin"},
 		{"GET", "/metrics", "", nil, 200, "admin"},
+		{"GET", "/mcp/sessions", "", nil, 200, "admin"},
 		{"POST", "/mcp", mcpInit, mcpHeader, 200, "write"},
 	}
 	tokens := []struct {

@@ -284,6 +284,68 @@ func TestMCPOrigin(t *testing.T) {
 	}
 }
 
+// TestMCPSessions: over the server, --max-mcp-sessions bounds the open Streamable HTTP
+// sessions (one more initialize is 503 in the JSON error shape, logged), a session's
+// DELETE makes room again, and GET /mcp/sessions lists them. With a tokens file one
+// token may hold half (429).
+func TestMCPSessions(t *testing.T) {
+	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"capped","version":"1"}}}`
+	mcpHeaders := map[string]string{"Accept": "application/json, text/event-stream"}
+	t.Run("cap", func(t *testing.T) {
+		url, log := startServerLogged(t, "--max-mcp-sessions", "2")
+		var ids []string
+		for range 2 {
+			resp, b := send(t, http.MethodPost, url+"/mcp", "", initialize, mcpHeaders)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
+				t.Fatalf("initialize: %d %s", resp.StatusCode, b)
+			}
+			ids = append(ids, resp.Header.Get("Mcp-Session-Id"))
+		}
+		resp, b := send(t, http.MethodPost, url+"/mcp", "", initialize, mcpHeaders)
+		if resp.StatusCode != http.StatusServiceUnavailable || errorCode(b) != "unavailable" {
+			t.Fatalf("initialize over the cap: %d %s", resp.StatusCode, b)
+		}
+		if !strings.Contains(log.String(), "MCP session refused") {
+			t.Errorf("the refusal is not logged:\n%s", log)
+		}
+		var list struct {
+			Sessions []struct{ ID, Client string }
+		}
+		call(t, http.MethodGet, url+"/mcp/sessions", "", http.StatusOK, &list)
+		if len(list.Sessions) != 2 || list.Sessions[0].Client != "capped" {
+			t.Errorf("GET /mcp/sessions: %+v", list)
+		}
+		if resp, b := send(t, http.MethodDelete, url+"/mcp", "", "", map[string]string{"Mcp-Session-Id": ids[0]}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("DELETE: %d %s", resp.StatusCode, b)
+		}
+		if resp, b := send(t, http.MethodPost, url+"/mcp", "", initialize, mcpHeaders); resp.StatusCode != http.StatusOK {
+			t.Errorf("initialize once one ended: %d %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("a token's share", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "tokens.json")
+		writeTokens(t, path, tokenEntry{"alice", "alice-secret", []string{"write"}}, tokenEntry{"bob", "bob-secret", []string{"write"}})
+		url, _ := startServer(t, "--tokens-file", path, "--max-mcp-sessions", "4")
+		for i, tc := range []struct {
+			token string
+			want  int
+		}{
+			{"alice-secret", http.StatusOK},
+			{"alice-secret", http.StatusOK},
+			{"alice-secret", http.StatusTooManyRequests},
+			{"bob-secret", http.StatusOK},
+		} {
+			resp, b := send(t, http.MethodPost, url+"/mcp", tc.token, initialize, mcpHeaders)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("initialize %d: %d %s, want %d", i, resp.StatusCode, b, tc.want)
+			}
+			if tc.want == http.StatusTooManyRequests && errorCode(b) != "rate_limited" {
+				t.Errorf("over the share: %s", b)
+			}
+		}
+	})
+}
+
 // TestMCPStdioCrossProcess runs `taskhub mcp` on the database of a running server: a
 // task created over stdio reaches the server's stream subscribers.
 func TestMCPStdioCrossProcess(t *testing.T) {
@@ -322,6 +384,8 @@ func TestMCPArguments(t *testing.T) {
 	}{
 		{"bad origin", []string{"serve", "--cors-origin", "example.com"}, 2, "not an origin"},
 		{"origin with a path", []string{"serve", "--cors-origin", "https://example.com/app"}, 2, "not an origin"},
+		{"no idle sessions", []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "x.db"), "--mcp-session-idle", "0s"}, 2, "--mcp-session-idle must be positive"},
+		{"no sessions", []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "x.db"), "--max-mcp-sessions", "0"}, 2, "--max-mcp-sessions must be at least 1"},
 		{"mcp help", []string{"mcp", "-h"}, 0, "-db file"},
 		{"mcp stray argument", []string{"mcp", "extra"}, 2, `unexpected argument "extra"`},
 		{"mcp unusable database", []string{"mcp", "--db", t.TempDir()}, 1, "open database"},

@@ -46,6 +46,8 @@ func serveFlags(cfg *Config, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.StreamQueue, "stream-queue", cfg.StreamQueue, "events queued for one stream before it is dropped as too slow (its client reconnects and replays)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
+	fs.DurationVar(&cfg.MCPSessionIdle, "mcp-session-idle", cfg.MCPSessionIdle, "end an MCP session (Streamable HTTP) after this `long` without a request; its client then initializes again")
+	fs.IntVar(&cfg.MaxMCPSessions, "max-mcp-sessions", cfg.MaxMCPSessions, "open MCP sessions (Streamable HTTP) at most; with a tokens file or OAuth, one token may hold half")
 	fs.Var((*originsFlag)(&cfg.CORSOrigins), "cors-origin", "a browser `origin` (scheme://host:port) allowed to call /mcp besides the server's own; repeat, or give a comma list")
 	fs.StringVar(&cfg.OAuthIssuer, "oauth-issuer", cfg.OAuthIssuer, "accept OAuth 2.1 access tokens (JWTs) from the authorization server at this issuer `URL`; needs --public-url")
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "this server's external `URL` (scheme://host[:port]): the audience of OAuth access tokens")

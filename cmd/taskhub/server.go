@@ -49,6 +49,11 @@ type Config struct {
 	EventRetention time.Duration
 	// CORSOrigins are the browser origins allowed to call /mcp besides the server's own.
 	CORSOrigins []string
+	// MCPSessionIdle ends a Streamable HTTP MCP session after this long idle.
+	MCPSessionIdle time.Duration
+	// MaxMCPSessions bounds the open Streamable HTTP MCP sessions; with a tokens file
+	// or OAuth, one caller may hold half of them (mcpSessionShare).
+	MaxMCPSessions int
 	// Watch are directories whose files' changes become file_changed events.
 	Watch []string
 	// OAuthIssuer, when set, makes the server an OAuth 2.1 resource server for the
@@ -72,6 +77,8 @@ func DefaultConfig() Config {
 		MaxStreamsPerToken: 100,
 		Keepalive:          broadcaster.DefaultKeepalive,
 		StreamQueue:        broadcaster.DefaultQueueCap,
+		MCPSessionIdle:     mcptools.DefaultSessionIdle,
+		MaxMCPSessions:     mcptools.DefaultMaxSessions,
 		EventRetention:     7 * 24 * time.Hour,
 		ShutdownGrace:      10 * time.Second,
 	}
@@ -99,10 +106,24 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: --event-retention must not be negative, got %s", errUsage, c.EventRetention)
 	case c.StreamQueue < 1:
 		return fmt.Errorf("%w: --stream-queue must be at least 1, got %d", errUsage, c.StreamQueue)
+	case c.MCPSessionIdle <= 0:
+		return fmt.Errorf("%w: --mcp-session-idle must be positive, got %s", errUsage, c.MCPSessionIdle)
+	case c.MaxMCPSessions < 1:
+		return fmt.Errorf("%w: --max-mcp-sessions must be at least 1, got %d", errUsage, c.MaxMCPSessions)
 	case c.ShutdownGrace < 0:
 		return fmt.Errorf("the shutdown grace must not be negative, got %s", c.ShutdownGrace)
 	}
 	return nil
+}
+
+// mcpSessionShare is how many MCP sessions one caller may hold: half of them when
+// several callers can come (a tokens file, OAuth), so that one leaking client leaves
+// room for the others; else no share but the whole (0).
+func (c *Config) mcpSessionShare() int {
+	if c.TokensFile == "" && c.OAuthIssuer == "" {
+		return 0
+	}
+	return (c.MaxMCPSessions + 1) / 2
 }
 
 // Server is TaskHub's server: the database, the event hub, MCP and the HTTP API
@@ -220,6 +241,8 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 	s.ln = errorShapeListener{ln.(*net.TCPListener)} // what net.Listen("tcp", …) returns
+	mcpHandler := s.mcp.Handler(mcptools.HTTPConfig{Heartbeat: cfg.Keepalive, AllowedOrigins: cfg.CORSOrigins,
+		SessionIdle: cfg.MCPSessionIdle, MaxSessions: cfg.MaxMCPSessions, MaxSessionsPerCaller: cfg.mcpSessionShare()})
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service:     service,
@@ -227,7 +250,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			Stream:      s.hub,
 			Debug:       s.hub.Debug(),
 			Metrics:     metrics.Handler(),
-			MCP:         s.mcp.Handler(mcptools.HTTPConfig{Heartbeat: cfg.Keepalive, AllowedOrigins: cfg.CORSOrigins}),
+			MCP:         mcpHandler,
 			Web:         http.FileServerFS(web.FS()),
 			Auth:        auth,
 			OAuth:       oauth,

@@ -2,7 +2,8 @@
 // taskhub over Streamable HTTP, the SSE transport and stdio. For each it lists the
 // tools, calls them (the SDK checks structured results against their output schemas),
 // reads and subscribes to a task resource, changes the task through REST and waits for
-// notifications/resources/updated.
+// notifications/resources/updated. Over Streamable HTTP it also ends a session
+// (DELETE), and sees a client still holding its id refused (404) and initialize anew.
 //
 // Environment: TASKHUB_URL (a running `taskhub serve`), TASKHUB_DB (its database) and
 // TASKHUB_CMD (a taskhub binary, for stdio; TASKHUB_CMD_ENV adds KEY=VALUE pairs to its
@@ -99,6 +100,42 @@ async function exercise(name, transport) {
   }
 }
 
+async function sessions() {
+  const mcpURL = new URL(url + '/mcp');
+  const transport = new StreamableHTTPClientTransport(mcpURL);
+  const client = new Client({ name: 'ts-sessions', version: '1.0.0' });
+  await client.connect(transport);
+  const ended = transport.sessionId;
+  assert.ok(ended, 'a session id from initialize');
+  await client.listTools();
+
+  await transport.terminateSession();
+  assert.equal(transport.sessionId, undefined);
+  const stale = await fetch(mcpURL, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': ended },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+  });
+  assert.equal(stale.status, 404, 'a request in the terminated session');
+  assert.equal((await stale.json()).error.code, 'not_found');
+  await client.close();
+
+  // A client that still holds the ended id (connect does not initialize then) is
+  // refused with 404, and initializes a new session.
+  const holder = new Client({ name: 'ts-sessions', version: '1.0.0' });
+  await holder.connect(new StreamableHTTPClientTransport(mcpURL, { sessionId: ended }));
+  await assert.rejects(holder.listTools(), (err) => err.code === 404, 'the ended session is refused with 404');
+  await holder.close();
+  const fresh = new StreamableHTTPClientTransport(mcpURL);
+  const again = new Client({ name: 'ts-sessions', version: '1.0.0' });
+  await again.connect(fresh);
+  assert.ok(fresh.sessionId && fresh.sessionId !== ended, 'a new session');
+  assert.equal((await again.listTools()).tools.length, tools.length);
+  await fresh.terminateSession();
+  await again.close();
+  console.log('ok ts-sessions: terminated, refused with 404, initialized again');
+}
+
 const env = { ...process.env };
 for (const pair of (process.env.TASKHUB_CMD_ENV ?? '').split(',').filter(Boolean)) {
   const i = pair.indexOf('=');
@@ -106,6 +143,7 @@ for (const pair of (process.env.TASKHUB_CMD_ENV ?? '').split(',').filter(Boolean
 }
 
 await exercise('ts-streamable-http', new StreamableHTTPClientTransport(new URL(url + '/mcp')));
+await sessions();
 await exercise('ts-sse', new SSEClientTransport(new URL(url + '/mcp/sse')));
 await exercise('ts-stdio', new StdioClientTransport({ command: cmd, args: ['mcp', '--db', db], env, stderr: 'inherit' }));
 console.log('interop: ok');
