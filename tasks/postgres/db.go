@@ -10,11 +10,15 @@
 // Group commit. That lock is held through the commit's flush of the write-ahead log,
 // so the database commits one transaction with events per flush, on every node
 // together. Each node therefore runs the Writes waiting for it in batches: one
-// transaction of up to maxBatch Writes, each in a savepoint of its own (a failing
-// Write undoes only itself), whose events take their seqs together at the end. A few
-// batches (lanes) run at once, so one runs its Writes while another commits. Every
-// Write's statements are pipelined with the savepoint commands around them: a Write
-// costs one round trip per Tx call, and a batch two more to commit.
+// transaction of up to maxBatch Writes, whose events take their seqs together at the
+// end. A few batches (lanes) run at once, so one runs its Writes while another
+// commits. Within a batch, a statement whose result no Write needs (an insert, an
+// update, a delete) is not sent on its own but with the next one that returns
+// something, or with the commit; a new task's id comes from a block taken from the
+// sequence in advance. So a create costs no round trip of its own, an update or a
+// claim one (the read of the task), and a batch three. When a Write fails after it
+// wrote, or a statement fails, the batch runs again, each Write now in a savepoint
+// of its own and its statements sent at once, so that it undoes only itself.
 //
 // Rules across nodes. Transactions run at READ COMMITTED: REPEATABLE READ and
 // SERIALIZABLE would fail nearly every update of the counter, which every other commit
@@ -55,9 +59,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// maxBatch bounds how many Writes share one transaction. Each Write that writes takes
-// a subtransaction id, and PostgreSQL keeps only 64 of a transaction's in shared
-// memory before every other session's snapshots get slower.
+// maxBatch bounds how many Writes share one transaction. When a batch runs with
+// savepoints, each Write that writes takes a subtransaction id, and PostgreSQL keeps
+// only 64 of a transaction's in shared memory before every other session's snapshots
+// get slower.
 const maxBatch = 64
 
 // lanes is how many batches a node runs at once.
@@ -92,6 +97,7 @@ type DB struct {
 	ops    chan *op
 	lanes  sync.WaitGroup
 
+	turn      chan struct{} // capacity 1: held by the lane that commits
 	committed chan struct{} // capacity 1: a transaction has committed since last read
 	localSeq  atomic.Int64  // the last seq that this store's own commits gave
 
@@ -144,7 +150,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	db := &DB{
-		pool: pool, logger: cfg.Logger, ops: make(chan *op, maxBatch), committed: make(chan struct{}, 1),
+		pool: pool, logger: cfg.Logger, ops: make(chan *op, maxBatch), turn: make(chan struct{}, 1), committed: make(chan struct{}, 1),
 		listen: newListenState(),
 	}
 	conn, err := db.connectListener(ctx)
@@ -235,20 +241,27 @@ func (db *DB) lane() {
 }
 
 // commit runs batch as one transaction, again while it fails in a way that another
-// run can mend, and tells each op its outcome. The statements run under a context
-// that is never cancelled: one caller's cancellation must not undo the others' work.
+// run can mend, and tells each op its outcome. The batch may grow while it waits for
+// its turn to commit. The statements run under a context that is never cancelled:
+// one caller's cancellation must not undo the others' work.
 func (db *DB) commit(batch []*op) {
-	results := make([]error, len(batch))
+	var results []error
 	backoff := firstBackoff
-	for attempt := 1; ; attempt++ {
-		clear(results)
-		last, err := db.runBatch(batch, results)
+	savepoints := false
+	for attempt := 1; ; {
+		var last int64
+		var err error
+		batch, results, last, err = db.runBatch(batch, savepoints)
 		if err == nil {
 			if last > 0 {
 				db.noteLocalSeq(last)
 				db.signalCommitted()
 			}
 			break
+		}
+		if errors.Is(err, errUndo) {
+			savepoints = true
+			continue
 		}
 		if _, again := errors.AsType[*retryError](err); !again || attempt == maxAttempts {
 			for i := range results {
@@ -258,6 +271,7 @@ func (db *DB) commit(batch []*op) {
 			}
 			break
 		}
+		attempt++
 		time.Sleep(backoff/2 + rand.N(backoff/2+1)) // apart from the Write it raced with
 		backoff = min(2*backoff, maxBackoff)
 	}
@@ -265,6 +279,10 @@ func (db *DB) commit(batch []*op) {
 		o.done <- results[i]
 	}
 }
+
+// errUndo says that a Write of a batch run without savepoints must be undone alone:
+// the batch runs again with them.
+var errUndo = errors.New("a write must be undone alone")
 
 // noteLocalSeq records that this store's commit gave seqs up to seq.
 func (db *DB) noteLocalSeq(seq int64) {
@@ -284,38 +302,45 @@ func (e *retryError) Error() string { return e.err.Error() }
 func (e *retryError) Unwrap() error { return e.err }
 
 // runBatch runs batch in one transaction, setting the result of each op that fails
-// alone, and returns the last seq the commit gave (0 for none). An error it returns
-// undid the whole transaction, so it is every other op's result.
-func (db *DB) runBatch(batch []*op, results []error) (int64, error) {
+// alone, and returns the batch with the ops it took on while it waited for its turn
+// to commit, their results, and the last seq the commit gave (0 for none). An error it
+// returns undid the whole transaction, so it is every other op's result, unless it is
+// errUndo. With savepoints, each op runs in a savepoint of its own and sends its
+// statements at once; without, an op that fails after writing, or meets a failed
+// statement, undoes the whole batch with errUndo.
+func (db *DB) runBatch(batch []*op, savepoints bool) ([]*op, []error, int64, error) {
+	results := make([]error, len(batch), maxBatch)
 	ctx := context.Background()
 	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	conn, err := db.pool.Acquire(actx)
 	cancel()
 	if err != nil {
-		return 0, &retryError{fmt.Errorf("connect: %w", err)}
+		return batch, results, 0, &retryError{fmt.Errorf("connect: %w", err)}
 	}
 	defer conn.Release()
-	b := &batchTx{ctx: ctx, conn: conn.Conn(), pending: []string{"BEGIN ISOLATION LEVEL READ COMMITTED"}}
+	b := &batchTx{ctx: ctx, conn: conn.Conn(), savepoints: savepoints, pending: []string{"BEGIN ISOLATION LEVEL READ COMMITTED"}}
 	var events []*tasks.Event
-	for i, o := range batch {
+	// run runs the op at i, and returns an error that ends the batch.
+	run := func(i int) error {
+		o := batch[i]
 		if err := o.ctx.Err(); err != nil {
 			results[i] = err
-			continue
+			return nil
 		}
 		w := &writeTx{b: b}
 		results[i] = runOp(o, w)
 		if b.fatal != nil {
-			return 0, b.abort()
+			return b.abort()
 		}
 		switch {
+		case !savepoints && (b.opErr != nil || results[i] != nil && w.wrote):
+			return b.undo()
 		case b.opErr != nil:
 			if results[i] == nil {
 				results[i] = b.opErr // fn went on after a failed statement
 			}
 			b.opErr = nil
-			if err := b.rollbackOp(); err != nil {
-				return 0, err
-			}
+			return b.rollbackOp()
 		case results[i] != nil:
 			if w.savepoint {
 				b.pending = append(b.pending, "ROLLBACK TO SAVEPOINT op", "RELEASE SAVEPOINT op")
@@ -326,8 +351,47 @@ func (db *DB) runBatch(batch []*op, results []error) (int64, error) {
 			}
 			events = append(events, w.events...)
 		}
+		return nil
 	}
-	return b.commit(events)
+	for i := range batch {
+		b.idsWanted = len(batch) - i
+		if err := run(i); err != nil {
+			return batch, results, 0, err
+		}
+	}
+	if len(events) > 0 {
+		// A node commits one batch at a time. Its other lane, rather than queue behind
+		// on the counter's lock with the few Writes it has, runs the Writes that
+		// come meanwhile, in its own transaction, until its turn. It sends what it
+		// deferred before it takes the turn: the lane whose turn it is waits for no
+		// lock but the counter's, which is never held by a transaction that waits.
+		more := db.ops
+		for waiting := true; waiting; {
+			if err := b.flush(); err != nil {
+				return batch, results, 0, err
+			}
+			if len(batch) == maxBatch {
+				more = nil
+			}
+			select {
+			case db.turn <- struct{}{}:
+				waiting = false
+			case o, ok := <-more:
+				if !ok {
+					more = nil
+					continue
+				}
+				batch, results = append(batch, o), append(results, nil)
+				b.idsWanted = 1 + len(db.ops)
+				if err := run(len(batch) - 1); err != nil {
+					return batch, results, 0, err
+				}
+			}
+		}
+		defer func() { <-db.turn }()
+	}
+	last, err := b.commit(events)
+	return batch, results, last, err
 }
 
 // runOp runs one op's function, turning a panic into an error so that one bad change
@@ -343,15 +407,20 @@ func runOp(o *op, tx tasks.Tx) (err error) {
 
 // batchTx is the transaction of one batch, on one connection.
 type batchTx struct {
-	ctx     context.Context
-	conn    *pgx.Conn
-	pending []string // commands to send before the next statement: BEGIN, savepoints
-	begun   bool     // BEGIN has been sent
-	opErr   error    // the first failed statement of the current op
-	fatal   error    // a failure that undid the whole transaction; a *retryError to run it again
+	ctx        context.Context
+	conn       *pgx.Conn
+	savepoints bool               // each op in a savepoint, its statements sent at once
+	pending    []string           // commands to send before the next statement: BEGIN, savepoints
+	deferred   []*pgx.QueuedQuery // statements to send with the next one, without savepoints
+	begun      bool               // BEGIN has been sent
+	ids        []int64            // task ids taken from the sequence, not yet given
+	idsWanted  int                // how many task ids to take at once: an op's and those after it
+	opErr      error              // the first failed statement of the current op
+	fatal      error              // a failure that undid the whole transaction; a *retryError to run it again
 }
 
-// batch returns a batch that begins with the pending commands.
+// batch returns a batch that begins with the pending commands and the deferred
+// statements.
 func (b *batchTx) batch() *pgx.Batch {
 	q := &pgx.Batch{}
 	for _, c := range b.pending {
@@ -365,7 +434,8 @@ func (b *batchTx) batch() *pgx.Batch {
 	if len(b.pending) > 0 {
 		b.begun = true
 	}
-	b.pending = b.pending[:0]
+	q.QueuedQueries = append(q.QueuedQueries, b.deferred...)
+	b.pending, b.deferred = b.pending[:0], nil
 	return q
 }
 
@@ -430,44 +500,63 @@ func retryable(err error) bool {
 // abort rolls back the transaction after fatal and returns fatal. A connection that
 // cannot roll back is closed, which rolls back as surely, and dropped from the pool.
 func (b *batchTx) abort() error {
+	b.rollback()
+	return b.fatal
+}
+
+// flush sends the deferred statements.
+func (b *batchTx) flush() error {
+	if len(b.deferred) == 0 {
+		return nil
+	}
+	if err := b.send(b.batch()); err != nil {
+		return b.fail("write", err)
+	}
+	return nil
+}
+
+// undo rolls back the transaction of a batch without savepoints, to run it again
+// with them.
+func (b *batchTx) undo() error {
+	b.rollback()
+	return errUndo
+}
+
+func (b *batchTx) rollback() {
 	if b.begun && !b.conn.IsClosed() {
 		if _, err := b.conn.Exec(b.ctx, "ROLLBACK"); err != nil {
 			b.conn.Close(b.ctx)
 		}
 	}
-	return b.fatal
 }
 
-// commit gives events their seqs, stores their records and commits, sending the
-// wake-up. The counter is updated last, so its lock is held only from there to the
-// end of the commit; the events' inserts, the NOTIFY and COMMIT then go in one round
-// trip.
+// commit appends events to the log, giving them their seqs, and commits, sending the
+// wake-up, in one round trip after the statements still deferred. The counter is
+// updated by the same statement that inserts the events, after the rest of the
+// transaction: its lock is held only while the server appends the events, sends the
+// NOTIFY and commits, with no round trip to this process in between.
 func (b *batchTx) commit(events []*tasks.Event) (int64, error) {
-	if !b.begun && len(events) == 0 {
+	if !b.begun && len(b.deferred) == 0 && len(events) == 0 {
 		return 0, nil // no op touched the database
 	}
+	q := b.batch()
 	var last int64
 	if len(events) > 0 {
-		q := b.batch()
-		q.Queue("UPDATE event_seq SET last = last + $1 RETURNING last", len(events)).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&last)
-		})
-		if err := b.send(q); err != nil {
-			return 0, b.fail("take seqs", err)
-		}
-	}
-	q := b.batch()
-	if len(events) > 0 {
-		insert, err := insertEvents(events, last-int64(len(events))+1)
+		appendEvents, err := appendStatement(events)
 		if err != nil {
-			return 0, b.fail("append events", err)
+			b.rollback()
+			return 0, fmt.Errorf("append events: %w", err)
 		}
-		q.QueuedQueries = append(q.QueuedQueries, insert)
-		q.Queue("SELECT pg_notify($1, $2)", channel, fmt.Sprint(last))
+		appendEvents.QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
+		q.QueuedQueries = append(q.QueuedQueries, appendEvents)
+		q.Queue("SELECT pg_notify($1, last::text) FROM event_seq", channel)
 	}
 	q.Queue("COMMIT")
 	err := b.conn.SendBatch(b.ctx, q).Close()
 	if err == nil {
+		for i, e := range events {
+			e.Seq = last - int64(len(events)-1-i)
+		}
 		return last, nil
 	}
 	if _, ok := errors.AsType[*pgconn.PgError](err); !ok && !pgconn.SafeToRetry(err) {
@@ -482,51 +571,63 @@ func (b *batchTx) commit(events []*tasks.Event) (int64, error) {
 	return 0, b.fail("commit", err)
 }
 
-// fail ends the transaction after step failed and returns the error to give every op.
+// fail ends the transaction after step failed and returns the error to give every
+// op: without savepoints, the failure may be one op's, and errUndo runs the batch
+// again to find out.
 func (b *batchTx) fail(step string, err error) error {
 	if b.fatal == nil && retryable(err) {
 		b.fatal = &retryError{err}
 	}
-	if b.fatal != nil {
+	switch {
+	case b.fatal != nil:
 		return b.abort()
+	case !b.savepoints:
+		return b.undo()
 	}
-	if !b.conn.IsClosed() {
-		if _, rerr := b.conn.Exec(b.ctx, "ROLLBACK"); rerr != nil {
-			b.conn.Close(b.ctx)
-		}
-	}
+	b.rollback()
 	return fmt.Errorf("%s: %w", step, mapError(err))
 }
 
-// insertEvents numbers events from first on and returns the statement that appends
-// their records to the log.
-func insertEvents(events []*tasks.Event, first int64) (*pgx.QueuedQuery, error) {
+// seqPrefix is how the JSON of an event with seq 0 begins: its seq is its first field.
+const seqPrefix = `{"seq":0`
+
+// appendStatement returns the statement that takes seqs for events from the counter
+// and appends their records, and returns the last seq. The records are made here with
+// seq 0, and the server writes each one's seq in place of the 0: the seqs are known
+// only once the counter is locked, and the lock is not to wait for a round trip.
+func appendStatement(events []*tasks.Event) (*pgx.QueuedQuery, error) {
 	n := len(events)
 	var (
-		seqs, taskIDs          = make([]int64, n), make([]int64, n)
 		types, sources, actors = make([]string, n), make([]string, n), make([]string, n)
+		taskIDs                = make([]int64, n)
 		times                  = make([]time.Time, n)
 		data, matches          = make([]string, n), make([]string, n)
 	)
 	for i, e := range events {
-		e.Seq = first + int64(i)
+		e.Seq = 0
 		r, err := e.Record()
 		if err != nil {
 			return nil, err
 		}
+		if !strings.HasPrefix(string(r.Data), seqPrefix+",") {
+			return nil, fmt.Errorf("the JSON of a %s event does not begin with its seq: %.40s", e.Type, r.Data)
+		}
 		match, err := json.Marshal(r.Match)
 		if err != nil {
-			return nil, fmt.Errorf("event %d: %w", e.Seq, err)
+			return nil, fmt.Errorf("%s event: %w", e.Type, err)
 		}
-		seqs[i], types[i], taskIDs[i], sources[i], actors[i] = e.Seq, string(e.Type), e.TaskID, string(e.Source), e.Actor
-		times[i], data[i], matches[i] = e.Time.Time, string(r.Data), string(match)
+		types[i], taskIDs[i], sources[i], actors[i] = string(e.Type), e.TaskID, string(e.Source), e.Actor
+		times[i], data[i], matches[i] = e.Time.Time, string(r.Data)[len(seqPrefix):], string(match)
 	}
 	return &pgx.QueuedQuery{
-		SQL: `INSERT INTO events (seq, type, task_id, source, actor, time, data, match)
-			SELECT seq, type, nullif(task_id, 0), source, actor, time, data::json, match::jsonb
-			FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
-				AS e (seq, type, task_id, source, actor, time, data, match)`,
-		Arguments: []any{seqs, types, taskIDs, sources, actors, times, data, matches},
+		SQL: `WITH c AS (UPDATE event_seq SET last = last + $1 RETURNING last - $1 AS base, last),
+			e AS (INSERT INTO events (seq, type, task_id, source, actor, time, data, match)
+				SELECT c.base + e.n, e.type, nullif(e.task_id, 0), e.source, e.actor, e.time,
+					('{"seq":' || (c.base + e.n) || e.data)::json, e.match::jsonb
+				FROM c, unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
+					WITH ORDINALITY AS e (type, task_id, source, actor, time, data, match, n))
+			SELECT last FROM c`,
+		Arguments: []any{n, types, taskIDs, sources, actors, times, data, matches},
 	}, nil
 }
 

@@ -256,3 +256,42 @@ func terminate(dsn string, pid uint32) error {
 	_, err = conn.Exec(ctx, "SELECT pg_terminate_backend($1, 10000)", int32(pid))
 	return err
 }
+
+// TestAppendEventSetsSeq: once Write has returned, each event appended has the seq
+// its record was stored with, as a caller that hands the events on relies on.
+func TestAppendEventSetsSeq(t *testing.T) {
+	_, dsn := newDatabase(t)
+	db := openTest(t, dsn)
+	create(t, tasks.NewService(db))
+	events := []*tasks.Event{
+		{Type: tasks.EventFileChanged, Source: tasks.SourceFileWatch, File: &tasks.FileChange{Dir: "/w", Path: "a.md", Op: tasks.FileWrite}},
+		{Type: tasks.EventFileChanged, Source: tasks.SourceFileWatch, File: &tasks.FileChange{Dir: "/w", Path: "b.md", Op: tasks.FileWrite}},
+	}
+	err := db.Write(context.Background(), func(tx tasks.Tx) error {
+		for _, e := range events {
+			if err := tx.AppendEvent(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := db.Events(context.Background(), tasks.EventQuery{After: 1, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) != len(events) {
+		t.Fatalf("%d records, want %d", len(records), len(events))
+	}
+	for i, e := range events {
+		want, err := e.Record()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Seq != int64(2+i) || string(records[i].Data) != string(want.Data) {
+			t.Errorf("event %d has seq %d, stored as %s; want seq %d, stored as %s", i, e.Seq, records[i].Data, 2+i, want.Data)
+		}
+	}
+}

@@ -252,17 +252,56 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (n int64, err e
 type writeTx struct {
 	b         *batchTx
 	savepoint bool           // whether the op's savepoint has been sent for
+	wrote     bool           // whether the op has written anything
 	events    []*tasks.Event // appended at the commit, if the op succeeds
 }
 
 // batch returns a batch to queue the op's next statements on, behind what must go
-// first: the op's savepoint, before its first statement.
+// first: the deferred statements and, with savepoints, the op's savepoint before its
+// first statement.
 func (w *writeTx) batch() *pgx.Batch {
-	if !w.savepoint {
+	if w.b.savepoints && !w.savepoint {
 		w.b.pending = append(w.b.pending, "SAVEPOINT op")
 		w.savepoint = true
 	}
 	return w.b.batch()
+}
+
+// write runs statements whose results the op does not need: with savepoints at
+// once, without them deferred, to go with the next statement that has a result.
+func (w *writeTx) write(stmts ...*pgx.QueuedQuery) error {
+	w.wrote = true
+	if !w.b.savepoints {
+		w.b.deferred = append(w.b.deferred, stmts...)
+		return nil
+	}
+	q := w.batch()
+	q.QueuedQueries = append(q.QueuedQueries, stmts...)
+	return w.b.send(q)
+}
+
+func stmt(sql string, args ...any) *pgx.QueuedQuery {
+	return &pgx.QueuedQuery{SQL: sql, Arguments: args}
+}
+
+// newID returns an id for a new task. The ids come from the tasks' sequence a block
+// at a time, one for each op left in the batch, so that a batch of creates asks for
+// them once.
+func (w *writeTx) newID() (int64, error) {
+	if len(w.b.ids) == 0 {
+		q := w.batch()
+		q.Queue("SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, $1)", w.b.idsWanted).
+			Query(func(rows pgx.Rows) (err error) {
+				w.b.ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+				return err
+			})
+		if err := w.b.send(q); err != nil {
+			return 0, err
+		}
+	}
+	id := w.b.ids[0]
+	w.b.ids = w.b.ids[1:]
+	return id, nil
 }
 
 func (w *writeTx) ids(query string, args ...any) ([]int64, error) {
@@ -357,21 +396,23 @@ func (w *writeTx) Dependents(id int64) (dependents, children []int64, err error)
 // CreateTask implements tasks.Tx: the task, its labels and dependencies in one
 // statement.
 func (w *writeTx) CreateTask(t *tasks.Task) error {
-	q := w.batch()
-	q.Queue(`WITH t AS (
-			INSERT INTO tasks (title, description, status, priority, assignee, project,
-				parent_id, due_at, version, created_at, updated_at, created_by, updated_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id),
-		l AS (INSERT INTO task_labels (task_id, label) SELECT t.id, unnest($14::text[]) FROM t),
-		d AS (INSERT INTO task_deps (task_id, depends_on) SELECT t.id, unnest($15::bigint[]) FROM t)
-		SELECT id FROM t`,
-		t.Title, t.Description, string(t.Status), string(t.Priority), t.Assignee, t.Project,
-		t.ParentID, timeArg(t.DueAt), t.Version, t.CreatedAt.Time, t.UpdatedAt.Time, t.CreatedBy, t.UpdatedBy,
-		t.Labels, t.DependsOn,
-	).QueryRow(func(row pgx.Row) error { return row.Scan(&t.ID) })
-	if err := w.b.send(q); err != nil {
+	id, err := w.newID()
+	if err != nil {
 		return fmt.Errorf("insert task: %w", err)
 	}
+	err = w.write(stmt(`WITH t AS (
+			INSERT INTO tasks (id, title, description, status, priority, assignee, project,
+				parent_id, due_at, version, created_at, updated_at, created_by, updated_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)),
+		l AS (INSERT INTO task_labels (task_id, label) SELECT $1, unnest($15::text[]))
+		INSERT INTO task_deps (task_id, depends_on) SELECT $1, unnest($16::bigint[])`,
+		id, t.Title, t.Description, string(t.Status), string(t.Priority), t.Assignee, t.Project,
+		t.ParentID, timeArg(t.DueAt), t.Version, t.CreatedAt.Time, t.UpdatedAt.Time, t.CreatedBy, t.UpdatedBy,
+		t.Labels, t.DependsOn))
+	if err != nil {
+		return fmt.Errorf("insert task: %w", err)
+	}
+	t.ID = id
 	return nil
 }
 
@@ -379,21 +420,20 @@ func (w *writeTx) CreateTask(t *tasks.Task) error {
 // leaves the indexes alone when their columns keep their values, and one statement
 // serves every update. The lists are written again only where they changed.
 func (w *writeTx) UpdateTask(old, t *tasks.Task) error {
-	q := w.batch()
-	q.Queue(`UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5, assignee = $6,
-		project = $7, parent_id = $8, due_at = $9, version = $10, updated_at = $11, updated_by = $12
+	stmts := []*pgx.QueuedQuery{stmt(`UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5,
+		assignee = $6, project = $7, parent_id = $8, due_at = $9, version = $10, updated_at = $11, updated_by = $12
 		WHERE id = $1`,
 		t.ID, t.Title, t.Description, string(t.Status), string(t.Priority), t.Assignee,
-		t.Project, t.ParentID, timeArg(t.DueAt), t.Version, t.UpdatedAt.Time, t.UpdatedBy)
+		t.Project, t.ParentID, timeArg(t.DueAt), t.Version, t.UpdatedAt.Time, t.UpdatedBy)}
 	if !slices.Equal(old.Labels, t.Labels) {
-		q.Queue("DELETE FROM task_labels WHERE task_id = $1", t.ID)
-		q.Queue("INSERT INTO task_labels (task_id, label) SELECT $1, unnest($2::text[])", t.ID, t.Labels)
+		stmts = append(stmts, stmt("DELETE FROM task_labels WHERE task_id = $1", t.ID),
+			stmt("INSERT INTO task_labels (task_id, label) SELECT $1, unnest($2::text[])", t.ID, t.Labels))
 	}
 	if !slices.Equal(old.DependsOn, t.DependsOn) {
-		q.Queue("DELETE FROM task_deps WHERE task_id = $1", t.ID)
-		q.Queue("INSERT INTO task_deps (task_id, depends_on) SELECT $1, unnest($2::bigint[])", t.ID, t.DependsOn)
+		stmts = append(stmts, stmt("DELETE FROM task_deps WHERE task_id = $1", t.ID),
+			stmt("INSERT INTO task_deps (task_id, depends_on) SELECT $1, unnest($2::bigint[])", t.ID, t.DependsOn))
 	}
-	if err := w.b.send(q); err != nil {
+	if err := w.write(stmts...); err != nil {
 		return fmt.Errorf("update task %d: %w", t.ID, err)
 	}
 	return nil
@@ -401,9 +441,7 @@ func (w *writeTx) UpdateTask(old, t *tasks.Task) error {
 
 // DeleteTask implements tasks.Tx.
 func (w *writeTx) DeleteTask(id int64) error {
-	q := w.batch()
-	q.Queue("DELETE FROM tasks WHERE id = $1", id)
-	if err := w.b.send(q); err != nil {
+	if err := w.write(stmt("DELETE FROM tasks WHERE id = $1", id)); err != nil {
 		return fmt.Errorf("delete task %d: %w", id, err)
 	}
 	return nil
