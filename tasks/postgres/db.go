@@ -2,23 +2,24 @@
 // lets several TaskHub nodes share one database.
 //
 // One committed order. An event's seq comes from a one-row counter, event_seq, that a
-// transaction updates as its last step before COMMIT. The row stays locked until the
-// commit is done, so the next transaction to take seqs waits for it: seqs are given
-// in commit order, with no gap, on every node alike, and a transaction that fails
-// gives its seqs back.
+// transaction updates as its last step before COMMIT, in the statement that appends
+// its events. The row stays locked until the commit is done, so the next transaction
+// to take seqs waits for it: seqs are given in commit order, with no gap, on every
+// node alike, and a transaction that fails gives its seqs back.
 //
 // Group commit. That lock is held through the commit's flush of the write-ahead log,
 // so the database commits one transaction with events per flush, on every node
 // together. Each node therefore runs the Writes waiting for it in batches: one
 // transaction of up to maxBatch Writes, whose events take their seqs together at the
-// end. A few batches (lanes) run at once, so one runs its Writes while another
-// commits. Within a batch, a statement whose result no Write needs (an insert, an
-// update, a delete) is not sent on its own but with the next one that returns
-// something, or with the commit; a new task's id comes from a block taken from the
-// sequence in advance. So a create costs no round trip of its own, an update or a
-// claim one (the read of the task), and a batch three. When a Write fails after it
-// wrote, or a statement fails, the batch runs again, each Write now in a savepoint
-// of its own and its statements sent at once, so that it undoes only itself.
+// end. A node has two lanes, each running batches, and commits one batch at a time:
+// while one lane commits, the other runs the Writes that come meanwhile, in its own
+// transaction, until its turn. Within a batch, a statement whose result no Write
+// needs (an insert, an update, a delete) is not sent on its own but with the next one
+// that returns something; a new task's id comes from a block taken from the sequence
+// in advance. So a create costs no round trip of its own, an update or a claim one
+// (the read of the task), and a batch three. When a Write fails after it wrote, or a
+// statement fails, the batch runs again, each Write now in a savepoint of its own and
+// its statements sent at once, so that it undoes only itself.
 //
 // Rules across nodes. Transactions run at READ COMMITTED: REPEATABLE READ and
 // SERIALIZABLE would fail nearly every update of the counter, which every other commit
@@ -65,7 +66,8 @@ import (
 // get slower.
 const maxBatch = 64
 
-// lanes is how many batches a node runs at once.
+// lanes is how many batches a node runs at once: one commits while the other runs
+// Writes.
 const lanes = 2
 
 // defaultMaxConns is the size of the connection pool when the DSN does not set one

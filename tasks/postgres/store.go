@@ -447,9 +447,9 @@ func (w *writeTx) DeleteTask(id int64) error {
 	return nil
 }
 
-// AppendEvent implements tasks.Tx. The event waits for the end of the transaction:
-// there the events of every Write in it take their seqs, e.Seq is set and e.Record()
-// stored, just before the commit (see batchTx.commit). Write returns after that.
+// AppendEvent implements tasks.Tx. The event waits for the end of the transaction,
+// where the events of every Write in it take their seqs and are stored (see
+// batchTx.commit); e.Seq is set before Write returns.
 func (w *writeTx) AppendEvent(e *tasks.Event) error {
 	w.events = append(w.events, e)
 	return nil
