@@ -295,3 +295,52 @@ func TestAppendEventSetsSeq(t *testing.T) {
 		}
 	}
 }
+
+// TestTaskQuery checks each filter of Tasks, which the suite leaves to the API's tests
+// on SQLite.
+func TestTaskQuery(t *testing.T) {
+	_, dsn := newDatabase(t)
+	db := openTest(t, dsn)
+	svc := tasks.NewService(db)
+	mk := func(u tasks.Update) int64 {
+		t.Helper()
+		task, err := svc.Create(as("alice"), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task.ID
+	}
+	parent := mk(tasks.Update{Title: tasks.Value("Parent"), Status: tasks.Value(tasks.StatusDone)})
+	a := mk(tasks.Update{Title: tasks.Value("Fix the 100% case, xyu"), Project: tasks.Value("p"), ParentID: tasks.Value(&parent)})
+	b := mk(tasks.Update{Title: tasks.Value("other"), Description: tasks.Value("about fix_up 1000"), Assignee: tasks.Value("bob"),
+		Labels: tasks.Value([]string{"x"}), Status: tasks.Value(tasks.StatusReview)})
+	for _, tc := range []struct {
+		name string
+		q    tasks.TaskQuery
+		want []int64
+	}{
+		{"all", tasks.TaskQuery{}, []int64{parent, a, b}},
+		{"after", tasks.TaskQuery{After: parent}, []int64{a, b}},
+		{"statuses", tasks.TaskQuery{Statuses: []tasks.Status{tasks.StatusDone, tasks.StatusReview}}, []int64{parent, b}},
+		{"assignee", tasks.TaskQuery{Assignee: "bob"}, []int64{b}},
+		{"project", tasks.TaskQuery{Project: "p"}, []int64{a}},
+		{"label", tasks.TaskQuery{Label: "x"}, []int64{b}},
+		{"parent", tasks.TaskQuery{ParentID: &parent}, []int64{a}},
+		{"text in any case", tasks.TaskQuery{Text: "FIX"}, []int64{a, b}},
+		{"percent taken as itself", tasks.TaskQuery{Text: "00%"}, []int64{a}},
+		{"underscore taken as itself", tasks.TaskQuery{Text: "x_u"}, []int64{b}},
+	} {
+		tc.q.Limit = 10
+		list, err := db.Tasks(context.Background(), tc.q)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []int64
+		for _, task := range list {
+			got = append(got, task.ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: tasks %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -290,7 +290,7 @@ func stmt(sql string, args ...any) *pgx.QueuedQuery {
 func (w *writeTx) newID() (int64, error) {
 	if len(w.b.ids) == 0 {
 		q := w.batch()
-		q.Queue("SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, $1)", w.b.idsWanted).
+		q.Queue("SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, $1)", max(1, w.b.idsWanted)).
 			Query(func(rows pgx.Rows) (err error) {
 				w.b.ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 				return err
