@@ -84,6 +84,7 @@ func openTest(t testing.TB, dsn string) *DB {
 }
 
 func TestStoreContract(t *testing.T) {
+	serverDSN(t) // skip once, not in every case
 	storetest.Run(t, func(t *testing.T) tasks.Store {
 		_, dsn := newDatabase(t)
 		return openTest(t, dsn)
@@ -104,6 +105,7 @@ func (n *nodes) Write(ctx context.Context, fn func(tasks.Tx) error) error {
 }
 
 func TestStoreContractAcrossNodes(t *testing.T) {
+	serverDSN(t)
 	storetest.Run(t, func(t *testing.T) tasks.Store {
 		_, dsn := newDatabase(t)
 		all := []*DB{openTest(t, dsn), openTest(t, dsn), openTest(t, dsn)}
