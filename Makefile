@@ -18,8 +18,10 @@ run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/taskhub serve
 
 ## test: every test, with the race detector; with npm, also the MCP interop test
-## against the official TypeScript SDK (installed from mcptools/interop's lock file)
+## against the official TypeScript SDK (installed from mcptools/interop's lock file);
+## with TASKHUB_TEST_POSTGRES (a server's URL), also the PostgreSQL store's tests
 test: interop-deps
+	@[ -n "$$TASKHUB_TEST_POSTGRES" ] || echo "TASKHUB_TEST_POSTGRES not set: the PostgreSQL store's tests will be skipped"
 	TASKHUB_INTEROP=$(INTEROP) $(GO) test -race -count=1 ./...
 
 INTEROP_DIR := mcptools/interop

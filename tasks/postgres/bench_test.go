@@ -1,0 +1,40 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"taskhub/tasks"
+)
+
+// The figure that matters is "changes/s": durable creates, each with its event, per
+// second, from 32 writers at once, as in package tasks' benchmarks of SQLite.
+
+func benchmarkCreateParallel(b *testing.B, store tasks.Store) {
+	svc := tasks.NewService(store)
+	ctx := context.Background()
+	u := tasks.Update{Title: tasks.Value("benchmark task"), Labels: tasks.Value([]string{"bench", "load"})}
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := svc.Create(ctx, u); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "changes/s")
+}
+
+// BenchmarkCreateParallel is one node.
+func BenchmarkCreateParallel(b *testing.B) {
+	_, dsn := newDatabase(b)
+	benchmarkCreateParallel(b, openTest(b, dsn))
+}
+
+// BenchmarkCreateParallelThreeNodes shares the same load among three nodes.
+func BenchmarkCreateParallelThreeNodes(b *testing.B) {
+	_, dsn := newDatabase(b)
+	all := []*DB{openTest(b, dsn), openTest(b, dsn), openTest(b, dsn)}
+	benchmarkCreateParallel(b, &nodes{DB: all[0], all: all})
+}
