@@ -20,6 +20,7 @@ const (
 	CodePayloadTooLarge      = "payload_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeRateLimited          = "rate_limited"
+	CodeUnavailable          = "unavailable"
 )
 
 // Error is an error response: the status and the body of the contract's error shape.
@@ -55,6 +56,7 @@ var codeOf = map[int]string{
 	http.StatusRequestEntityTooLarge: CodePayloadTooLarge,
 	http.StatusUnsupportedMediaType:  CodeUnsupportedMediaType,
 	http.StatusTooManyRequests:       CodeRateLimited,
+	http.StatusServiceUnavailable:    CodeUnavailable,
 }
 
 // toError turns any error a handler returns into the response to send.

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,6 +22,9 @@ import (
 // Config is what the server is built from.
 type Config struct {
 	Service *tasks.Service
+	// Health, if set, tells /healthz whether the database answers: an error makes it
+	// 503 unavailable.
+	Health  func(context.Context) error
 	Logger  *slog.Logger
 	Stream  http.Handler // GET /events/stream; not served when nil
 	Debug   http.Handler // GET /events/debug; not served when nil
@@ -79,7 +83,7 @@ func New(cfg Config) http.Handler {
 		e.Use(writeLimit(cfg.WriteRate))
 	}
 
-	h := &handlers{svc: cfg.Service}
+	h := &handlers{svc: cfg.Service, healthy: cfg.Health}
 	// HEAD wherever GET: net/http sends the headers and drops the body.
 	get := func(path string, fn echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, fn) }
 	get("/healthz", h.health)

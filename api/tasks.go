@@ -15,7 +15,8 @@ import (
 )
 
 type handlers struct {
-	svc *tasks.Service
+	svc     *tasks.Service
+	healthy func(context.Context) error // nil: the database is always there
 }
 
 // Anonymous is who REST changes are attributed to when the server has no tokens.
@@ -32,6 +33,11 @@ func withActor(c echo.Context) context.Context {
 }
 
 func (h *handlers) health(c echo.Context) error {
+	if h.healthy != nil {
+		if err := h.healthy(c.Request().Context()); err != nil {
+			return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the database does not answer: " + err.Error()}
+		}
+	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 

@@ -17,7 +17,15 @@ type Snapshot struct {
 	BatchesSent        int64                `json:"batches_sent"`
 	SubscribersDropped int64                `json:"subscribers_dropped"`
 	UptimeSeconds      float64              `json:"uptime_seconds"`
+	Node               *Node                `json:"node,omitempty"`
 	Subscribers        []SubscriberSnapshot `json:"subscribers"`
+}
+
+// Node says which server a Snapshot is of, where several share one log.
+type Node struct {
+	ID        string `json:"id"`
+	Store     string `json:"store"`      // "sqlite" or "postgres"
+	TailerSeq int64  `json:"tailer_seq"` // the last seq the server has read from the log
 }
 
 // SubscriberSnapshot is one subscriber in a Snapshot.
@@ -46,6 +54,10 @@ func (h *Hub) Snapshot() Snapshot {
 		SubscribersDropped: stats.SubscribersDropped,
 		UptimeSeconds:      time.Since(h.started).Seconds(),
 		Subscribers:        []SubscriberSnapshot{},
+	}
+	if h.cfg.Node != nil {
+		n := h.cfg.Node()
+		snap.Node = &n
 	}
 	if ns := h.lastTime.Load(); ns != 0 {
 		t := time.Unix(0, ns).UTC()

@@ -43,6 +43,8 @@ type Config struct {
 	// MaxStreamsPerOwner bounds the open streams of one owner (see WithOwner); 0 means
 	// no bound. Streams without an owner are never bounded.
 	MaxStreamsPerOwner int
+	// Node, if set, says which server this is, for the debug snapshot.
+	Node func() Node
 	// Observe, if set, is told how long each live event took from its publishing
 	// to the flush that sent it, once per subscriber that got it.
 	Observe func(time.Duration)

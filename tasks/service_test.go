@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
@@ -376,7 +375,7 @@ func TestFailureInBatchIsolated(t *testing.T) {
 				if (w+i)%2 == 0 {
 					id = bad.ID
 				}
-				_, err := svc.Update(ctx, id, 0, tasks.Update{Description: tasks.Value(time.Now().String())})
+				_, err := svc.Update(ctx, id, 0, tasks.Update{Description: tasks.Value(fmt.Sprintf("writer %d, change %d", w, i))})
 				if (err != nil) != (id == bad.ID) {
 					errs <- err
 				}

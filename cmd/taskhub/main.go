@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"taskhub/tasks/sqlite"
+	"taskhub/tasks"
 )
 
 // version is stamped at build time: go build -ldflags "-X main.version=…".
@@ -103,10 +103,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// openStore opens the database file at path, and returns with it the function that
-// closes it, logging what closing it says.
-func openStore(ctx context.Context, path string, logger *slog.Logger) (*sqlite.DB, func(), error) {
-	store, err := sqlite.Open(ctx, path)
+// openStore opens the database db names (see openDB), and returns with it the
+// function that closes it, logging what closing it says.
+func openStore(ctx context.Context, db string, logger *slog.Logger) (tasks.Store, func(), error) {
+	store, err := openDB(ctx, db, logger)
 	if err != nil {
 		return nil, nil, err
 	}

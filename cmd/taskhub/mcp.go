@@ -23,7 +23,7 @@ import (
 func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("taskhub mcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dbPath := fs.String("db", "./taskhub.db", "SQLite database `file`, created if missing; the same file as taskhub serve's")
+	dbPath := fs.String("db", "./taskhub.db", "SQLite database `file`, created if missing, or postgres:// URL: the same as taskhub serve's")
 	logLevel := fs.String("log-level", "warn", "log `level` on stderr: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
 	setup := fs.Bool("setup", false, "print how to add TaskHub to Claude Code (for --url and --db), and exit")
@@ -50,7 +50,7 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	bgCtx, stop := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	defer func() { stop(); background.Wait() }()
-	if err := tailLog(ctx, bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer")); err != nil {
+	if _, err := tailLog(ctx, bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer")); err != nil {
 		return err
 	}
 
@@ -69,15 +69,17 @@ func printSetup(w io.Writer, base, db string) error {
 		return fmt.Errorf("%w: --url %q is not an http(s) URL", errUsage, base)
 	}
 	endpoint := strings.TrimSuffix(u.String(), "/") + "/mcp"
-	abs, err := filepath.Abs(db)
-	if err != nil {
-		return err
+	abs := db // a postgres:// URL as it is
+	if !isPostgres(db) {
+		if abs, err = filepath.Abs(db); err != nil {
+			return err
+		}
 	}
 	_, err = fmt.Fprintf(w, `# Claude Code, over HTTP to the running server:
 claude mcp add --transport http taskhub %[1]s
 # the same, with a token:
 claude mcp add --transport http taskhub %[1]s --header "Authorization: Bearer $TASKHUB_TOKEN"
-# over stdio, on the database file itself:
+# over stdio, on the database itself:
 claude mcp add taskhub -- taskhub mcp --db %[2]s
 
 # or .mcp.json in a repository (Claude Code expands ${TASKHUB_TOKEN}):

@@ -35,7 +35,7 @@ func serveFlags(cfg *Config, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("taskhub serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`host:port` to listen on; port 0 picks a free one (default 127.0.0.1:8080 or, when that port is taken, the next free one up to 8099)")
-	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database `file`, created if missing")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database `file`, created if missing; or a postgres:// URL, which several servers may share")
 	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow listening on a non-loopback address without tokens")
 	fs.StringVar(&cfg.Token, "token", cfg.Token, "the one `token` clients must send (Authorization: Bearer), with every scope; its changes are by \""+api.SingleTokenName+"\"")
 	fs.StringVar(&cfg.TokensFile, "tokens-file", cfg.TokensFile, "JSON `file` of tokens: [{\"name\", \"sha256\", \"scopes\"}], reloaded when it changes")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"taskhub/broadcaster/tasklog"
 	"taskhub/mcptools"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 	"taskhub/web"
 )
 
@@ -28,7 +28,8 @@ type Config struct {
 	// 127.0.0.1:8080 or, when another server holds that port, the next free one up to
 	// 8099.
 	Addr string
-	// DB is the SQLite database file, created if missing.
+	// DB is the SQLite database file, created if missing, or the postgres:// (or
+	// postgresql://) URL of a PostgreSQL database, which several servers may share.
 	DB string
 	// Insecure allows a non-loopback Addr without tokens.
 	Insecure bool
@@ -132,7 +133,8 @@ type Server struct {
 	cfg    Config
 	logger *slog.Logger
 
-	store    *sqlite.DB
+	store    store
+	tailer   *tasks.Tailer
 	hub      *broadcaster.Hub
 	mcp      *mcptools.Server
 	http     *http.Server
@@ -191,7 +193,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	s.stopBackground = stopBackground
 
-	if s.store, err = sqlite.Open(ctx, cfg.DB); err != nil {
+	if s.store, err = openDB(ctx, cfg.DB, s.logger); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, s.store.Close)
@@ -209,6 +211,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		Keepalive:  cfg.Keepalive,
 		QueueCap:   cfg.StreamQueue,
 		Observe:    metrics.ObserveDelivery,
+		Node:       s.node,
 		// Streams are owned by tokens; without tokens the limit has nothing to count.
 		MaxStreamsPerOwner: cfg.MaxStreamsPerToken,
 		Track:              track,
@@ -246,6 +249,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service:     service,
+			Health:      health(s.store),
 			Logger:      s.logger.With("component", "api"),
 			Stream:      s.hub,
 			Debug:       s.hub.Debug(),
@@ -309,7 +313,20 @@ func (s *Server) listen() (net.Listener, error) {
 // subscriptions. It carries every event committed from now on: ctx bounds reading
 // where the log ends, bgCtx how long the events are carried.
 func (s *Server) followLog(ctx, bgCtx context.Context) error {
-	return tailLog(ctx, bgCtx, &s.background, s.store, s.hub, s.mcp.TaskChanged, s.logger.With("component", "tailer"))
+	tailer, err := tailLog(ctx, bgCtx, &s.background, s.store, s.hub, s.mcp.TaskChanged, s.logger.With("component", "tailer"))
+	s.tailer = tailer
+	return err
+}
+
+// node says which server this is in /events/debug: its host and process, its store
+// and how far its tailer has read.
+func (s *Server) node() broadcaster.Node {
+	host, _ := os.Hostname()
+	n := broadcaster.Node{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Store: storeName(s.cfg.DB)}
+	if s.tailer != nil {
+		n.TailerSeq = s.tailer.Seq()
+	}
+	return n
 }
 
 // auth returns the server's token check, or nil when it has no tokens.

@@ -14,14 +14,14 @@ import (
 // event to the hub (when there is one) and to the MCP server's resource subscriptions.
 // It fills the hub's replay ring first. ctx bounds the start; the loops run on
 // background until bgCtx ends.
-func tailLog(ctx, bgCtx context.Context, background *sync.WaitGroup, store tasks.Store, hub *broadcaster.Hub, taskChanged func(int64), logger *slog.Logger) error {
+func tailLog(ctx, bgCtx context.Context, background *sync.WaitGroup, store tasks.Store, hub *broadcaster.Hub, taskChanged func(int64), logger *slog.Logger) (*tasks.Tailer, error) {
 	tailer, err := tasks.NewTailer(ctx, store, tasks.TailerConfig{Logger: logger})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if hub != nil {
 		if err := hub.Prime(ctx, tailer.Seq()); err != nil {
-			return err
+			return nil, err
 		}
 		background.Go(func() { hub.Run(bgCtx) })
 	}
@@ -34,5 +34,5 @@ func tailLog(ctx, bgCtx context.Context, background *sync.WaitGroup, store tasks
 		}
 	})
 	background.Go(func() { tailer.Run(bgCtx) })
-	return nil
+	return tailer, nil
 }

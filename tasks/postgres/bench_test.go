@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"taskhub/tasks"
+	"taskhub/tasks/postgres/pgtest"
 )
 
 // The figure that matters is "changes/s": durable creates, each with its event, per
@@ -28,13 +29,13 @@ func benchmarkCreateParallel(b *testing.B, store tasks.Store) {
 
 // BenchmarkCreateParallel is one node.
 func BenchmarkCreateParallel(b *testing.B) {
-	_, dsn := newDatabase(b)
+	_, dsn := pgtest.NewDatabase(b)
 	benchmarkCreateParallel(b, openTest(b, dsn))
 }
 
 // BenchmarkCreateParallelThreeNodes shares the same load among three nodes.
 func BenchmarkCreateParallelThreeNodes(b *testing.B) {
-	_, dsn := newDatabase(b)
+	_, dsn := pgtest.NewDatabase(b)
 	all := []*DB{openTest(b, dsn), openTest(b, dsn), openTest(b, dsn)}
 	benchmarkCreateParallel(b, &nodes{DB: all[0], all: all})
 }

@@ -3,75 +3,17 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"taskhub/tasks"
+	"taskhub/tasks/postgres/pgtest"
 	"taskhub/tasks/storetest"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// serverDSN returns the URL of the PostgreSQL server that the tests create their
-// databases on, from TASKHUB_TEST_POSTGRES. Without one the tests skip, but not in CI,
-// which must run them.
-func serverDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("TASKHUB_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("TASKHUB_TEST_POSTGRES not set, and CI must run the PostgreSQL tests (.ci/run starts a server for them)")
-		}
-		t.Skip("TASKHUB_TEST_POSTGRES not set: give it a PostgreSQL server's URL to run these tests, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
-	}
-	return dsn
-}
-
-var databases atomic.Int64
-
-// newDatabase creates an empty database on the test server, dropped when t ends, and
-// returns its name and DSN.
-func newDatabase(t testing.TB) (name, dsn string) {
-	t.Helper()
-	server := serverDSN(t)
-	name = fmt.Sprintf("taskhub_test_%d_%d", os.Getpid(), databases.Add(1))
-	admin(t, server, "CREATE DATABASE "+name)
-	t.Cleanup(func() { admin(t, server, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
-	return name, withDatabase(t, server, name)
-}
-
-// withDatabase returns dsn with its database set to name.
-func withDatabase(t testing.TB, dsn, name string) string {
-	t.Helper()
-	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return dsn + " dbname=" + name // key=value settings: the last one counts
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-// admin runs sql on a connection of its own to dsn.
-func admin(t testing.TB, dsn, sql string, args ...any) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
 
 func openTest(t testing.TB, dsn string) *DB {
 	t.Helper()
@@ -84,9 +26,9 @@ func openTest(t testing.TB, dsn string) *DB {
 }
 
 func TestStoreContract(t *testing.T) {
-	serverDSN(t) // skip once, not in every case
+	pgtest.ServerDSN(t) // skip once, not in every case
 	storetest.Run(t, func(t *testing.T) tasks.Store {
-		_, dsn := newDatabase(t)
+		_, dsn := pgtest.NewDatabase(t)
 		return openTest(t, dsn)
 	})
 }
@@ -105,9 +47,9 @@ func (n *nodes) Write(ctx context.Context, fn func(tasks.Tx) error) error {
 }
 
 func TestStoreContractAcrossNodes(t *testing.T) {
-	serverDSN(t)
+	pgtest.ServerDSN(t)
 	storetest.Run(t, func(t *testing.T) tasks.Store {
-		_, dsn := newDatabase(t)
+		_, dsn := pgtest.NewDatabase(t)
 		all := []*DB{openTest(t, dsn), openTest(t, dsn), openTest(t, dsn)}
 		return &nodes{DB: all[0], all: all}
 	})
@@ -137,7 +79,7 @@ func newTask(title string) *tasks.Task {
 // not, sharing transactions: each broken one reports a conflict, and undoes only
 // itself.
 func TestWritesFailAlone(t *testing.T) {
-	_, dsn := newDatabase(t)
+	_, dsn := pgtest.NewDatabase(t)
 	db := openTest(t, dsn)
 	const n = 40
 	errs := make([]error, n)
@@ -184,7 +126,7 @@ func TestWritesFailAlone(t *testing.T) {
 // and then, once the other holds its own, the other's. PostgreSQL breaks the deadlock
 // by failing one; the store runs that one again, and both succeed.
 func TestDeadlockRetried(t *testing.T) {
-	_, dsn := newDatabase(t)
+	_, dsn := pgtest.NewDatabase(t)
 	a, b := openTest(t, dsn), openTest(t, dsn)
 	svc := tasks.NewService(a)
 	x, y := create(t, svc), create(t, svc)
@@ -222,7 +164,7 @@ func TestDeadlockRetried(t *testing.T) {
 // on, in the middle of it: nothing was committed, so the batch runs again on a new
 // connection, and the caller sees only its success.
 func TestConnectionLostBeforeCommit(t *testing.T) {
-	_, dsn := newDatabase(t)
+	_, dsn := pgtest.NewDatabase(t)
 	db := openTest(t, dsn)
 	var runs atomic.Int64
 	err := db.Write(context.Background(), func(tx tasks.Tx) error {
@@ -262,7 +204,7 @@ func terminate(dsn string, pid uint32) error {
 // TestAppendEventSetsSeq: once Write has returned, each event appended has the seq
 // its record was stored with, as a caller that hands the events on relies on.
 func TestAppendEventSetsSeq(t *testing.T) {
-	_, dsn := newDatabase(t)
+	_, dsn := pgtest.NewDatabase(t)
 	db := openTest(t, dsn)
 	create(t, tasks.NewService(db))
 	events := []*tasks.Event{
@@ -301,7 +243,7 @@ func TestAppendEventSetsSeq(t *testing.T) {
 // TestTaskQuery checks each filter of Tasks, which the suite leaves to the API's tests
 // on SQLite.
 func TestTaskQuery(t *testing.T) {
-	_, dsn := newDatabase(t)
+	_, dsn := pgtest.NewDatabase(t)
 	db := openTest(t, dsn)
 	svc := tasks.NewService(db)
 	mk := func(u tasks.Update) int64 {

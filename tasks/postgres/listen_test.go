@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"taskhub/tasks"
+	"taskhub/tasks/postgres/pgtest"
 )
 
 func drain(c <-chan struct{}) {
@@ -22,7 +23,7 @@ func drain(c <-chan struct{}) {
 // TestWakeUpFromAnotherNode: a commit by another store on the same database, which
 // this one cannot see by itself, wakes this one's readers.
 func TestWakeUpFromAnotherNode(t *testing.T) {
-	_, dsn := newDatabase(t)
+	_, dsn := pgtest.NewDatabase(t)
 	a, b := openTest(t, dsn), openTest(t, dsn)
 	wake := a.Committed()
 	drain(wake)
@@ -56,7 +57,7 @@ func awaitListening(t *testing.T, db *DB, want bool) {
 // ones while another node commits: the node is unhealthy meanwhile, and once it
 // listens again its tailer reads what it missed, with no poll to help it.
 func TestListenerReconnects(t *testing.T) {
-	name, dsn := newDatabase(t)
+	name, dsn := pgtest.NewDatabase(t)
 	a, b := openTest(t, dsn), openTest(t, dsn)
 	ctx := context.Background()
 	writer := tasks.NewService(b)
@@ -74,9 +75,9 @@ func TestListenerReconnects(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 
-	server := serverDSN(t)
-	admin(t, server, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
-	admin(t, server, "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = $1 AND query = 'LISTEN "+channel+"'", name)
+	server := pgtest.ServerDSN(t)
+	pgtest.Admin(t, server, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
+	pgtest.Admin(t, server, "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = $1 AND query = 'LISTEN "+channel+"'", name)
 	awaitListening(t, a, false)
 	if err := a.Ping(ctx); err == nil {
 		t.Error("Ping succeeds while the node cannot listen")
@@ -85,7 +86,7 @@ func TestListenerReconnects(t *testing.T) {
 	for range n {
 		create(t, writer)
 	}
-	admin(t, server, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
+	pgtest.Admin(t, server, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
 	awaitListening(t, a, true)
 	if err := a.Ping(ctx); err != nil {
 		t.Errorf("Ping once listening again: %v", err)

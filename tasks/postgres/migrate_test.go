@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+
+	"taskhub/tasks/postgres/pgtest"
 )
 
 func TestMigrationFilesAreNumbered(t *testing.T) {
@@ -38,7 +40,7 @@ func TestOpenTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		_, dsn := newDatabase(t)
+		_, dsn := pgtest.NewDatabase(t)
 		const n = 4
 		var wg sync.WaitGroup
 		errs := make([]error, n)
@@ -69,7 +71,7 @@ func TestOpenTogether(t *testing.T) {
 }
 
 func TestNewerDatabaseRefused(t *testing.T) {
-	_, dsn := newDatabase(t)
+	_, dsn := pgtest.NewDatabase(t)
 	db := openTest(t, dsn)
 	if _, err := db.pool.Exec(context.Background(),
 		"INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future.sql', now())"); err != nil {
