@@ -44,7 +44,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -132,7 +131,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ms, err := readMigrations(postgresMigrations())
+	ms, err := migrations.Read(migrations.Postgres)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -631,9 +630,4 @@ func appendStatement(events []*tasks.Event) (*pgx.QueuedQuery, error) {
 			SELECT last FROM c`,
 		Arguments: []any{n, types, taskIDs, sources, actors, times, data, matches},
 	}, nil
-}
-
-func postgresMigrations() fs.FS {
-	sub, _ := fs.Sub(migrations.Postgres, "postgres") // a constant, valid path
-	return sub
 }

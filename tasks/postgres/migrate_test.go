@@ -5,37 +5,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 
+	"taskhub/migrations"
 	"taskhub/tasks/postgres/pgtest"
 )
-
-func TestMigrationFilesAreNumbered(t *testing.T) {
-	ms, err := readMigrations(postgresMigrations())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) == 0 {
-		t.Fatal("no migrations embedded")
-	}
-	for _, tc := range []struct {
-		name  string
-		files fstest.MapFS
-	}{
-		{"gap", fstest.MapFS{"0001_a.sql": {}, "0003_c.sql": {}}},
-		{"repeat", fstest.MapFS{"0001_a.sql": {}, "0001_b.sql": {}}},
-		{"bad name", fstest.MapFS{"0001 a.sql": {}}},
-	} {
-		if _, err := readMigrations(tc.files); err == nil {
-			t.Errorf("%s: accepted", tc.name)
-		}
-	}
-}
 
 // TestOpenTogether opens a new database from several nodes at once, as a cluster that
 // starts together does: every one succeeds, and each migration is applied once.
 func TestOpenTogether(t *testing.T) {
-	ms, err := readMigrations(postgresMigrations())
+	ms, err := migrations.Read(migrations.Postgres)
 	if err != nil {
 		t.Fatal(err)
 	}

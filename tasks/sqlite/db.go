@@ -132,7 +132,7 @@ func prepare(ctx context.Context, db *sql.DB) error {
 	if err := checkIntact(ctx, db); err != nil {
 		return err
 	}
-	if err := migrate(ctx, db, migrations.FS); err != nil {
+	if err := migrate(ctx, db, migrations.SQLite); err != nil {
 		return err
 	}
 	return checkWritable(ctx, db)

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"taskhub/migrations"
@@ -27,28 +26,6 @@ func openTest(t *testing.T, path string) *DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-func TestMigrationFilesAreNumbered(t *testing.T) {
-	ms, err := readMigrations(migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) == 0 {
-		t.Fatal("no migrations embedded")
-	}
-	for _, tc := range []struct {
-		name  string
-		files fstest.MapFS
-	}{
-		{"gap", fstest.MapFS{"0001_a.sql": {}, "0003_c.sql": {}}},
-		{"repeat", fstest.MapFS{"0001_a.sql": {}, "0001_b.sql": {}}},
-		{"bad name", fstest.MapFS{"0001 a.sql": {}}},
-	} {
-		if _, err := readMigrations(tc.files); err == nil {
-			t.Errorf("%s: accepted", tc.name)
-		}
-	}
 }
 
 func TestNewerDatabaseRefused(t *testing.T) {
@@ -89,7 +66,7 @@ func TestConcurrentFirstOpen(t *testing.T) {
 	if err := dbs[0].read.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := readMigrations(migrations.FS); n != len(want) {
+	if want, _ := migrations.Read(migrations.SQLite); n != len(want) {
 		t.Errorf("%d migrations recorded, want %d", n, len(want))
 	}
 }

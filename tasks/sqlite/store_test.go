@@ -30,7 +30,7 @@ func TestMigrateEventRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	first, err := fs.ReadFile(migrations.FS, "0001_init.sql")
+	first, err := fs.ReadFile(migrations.SQLite, "0001_init.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
