@@ -25,6 +25,8 @@ Usage:
   taskhub serve [flags]     run the server (taskhub serve -h lists its flags)
   taskhub tail [flags]      print the server's events as they happen (taskhub tail -h)
   taskhub mcp [flags]       serve MCP over stdin/stdout on the server's database (taskhub mcp -h)
+  taskhub migrate-db --from FILE --to postgres://…
+                            copy an SQLite database into an empty PostgreSQL one (taskhub migrate-db -h)
   taskhub version           print the version
   taskhub help              print this help
 
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = tail(ctx, rest, stdout, stderr)
 	case "mcp":
 		err = mcpStdio(ctx, rest, os.Stdin, stdout, stderr)
+	case "migrate-db":
+		err = migrateDB(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "taskhub %s\n", version)
 	case "help", "-h", "-help", "--help":
