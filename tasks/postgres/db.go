@@ -319,7 +319,7 @@ func (db *DB) runBatch(batch []*op, savepoints bool) ([]*op, []error, int64, err
 		return batch, results, 0, &retryError{fmt.Errorf("connect: %w", err)}
 	}
 	defer conn.Release()
-	b := &batchTx{ctx: ctx, conn: conn.Conn(), savepoints: savepoints, pending: []string{"BEGIN ISOLATION LEVEL READ COMMITTED"}}
+	b := &batchTx{ctx: ctx, conn: conn.Conn(), pool: db.pool, savepoints: savepoints, pending: []string{"BEGIN ISOLATION LEVEL READ COMMITTED"}}
 	var events []*tasks.Event
 	// run runs the op at i, and returns an error that ends the batch.
 	run := func(i int) error {
@@ -366,6 +366,9 @@ func (db *DB) runBatch(batch []*op, savepoints bool) ([]*op, []error, int64, err
 		// come meanwhile, in its own transaction, until its turn. It sends what it
 		// deferred before it takes the turn: the lane whose turn it is waits for no
 		// lock but the counter's, which is never held by a transaction that waits.
+		if err := b.takeXID(); err != nil {
+			return batch, results, 0, err
+		}
 		more := db.ops
 		for waiting := true; waiting; {
 			if err := b.flush(); err != nil {
@@ -410,6 +413,8 @@ func runOp(o *op, tx tasks.Tx) (err error) {
 type batchTx struct {
 	ctx        context.Context
 	conn       *pgx.Conn
+	pool       *pgxpool.Pool      // for asking, on another connection, whether a commit took effect
+	xid        string             // the transaction's id, once known: see takeXID
 	savepoints bool               // each op in a savepoint, its statements sent at once
 	pending    []string           // commands to send before the next statement: BEGIN, savepoints
 	deferred   []*pgx.QueuedQuery // statements to send with the next one, without savepoints
@@ -505,6 +510,43 @@ func (b *batchTx) abort() error {
 	return b.fatal
 }
 
+// takeXID learns the transaction's id, in a round trip of its own before COMMIT is
+// sent, with the statements deferred until then: should the connection fail in the
+// commit, the id tells whether the commit took effect (see inDoubt).
+func (b *batchTx) takeXID() error {
+	q := b.batch()
+	q.Queue("SELECT pg_current_xact_id()::text").QueryRow(func(row pgx.Row) error { return row.Scan(&b.xid) })
+	if err := b.send(q); err != nil {
+		return b.fail("write", err)
+	}
+	return nil
+}
+
+// inDoubt asks, on another connection, what became of the transaction whose commit
+// lost its connection: "committed", "aborted", or "unknown" when the server cannot
+// say within a few seconds. An error, even one the server sent (a FATAL as an
+// administrator ends the connection, or the server shuts down), can come after
+// COMMIT has taken effect, so the error alone does not tell.
+func (b *batchTx) inDoubt() string {
+	ctx, cancel := context.WithTimeout(context.Background(), inDoubtTimeout)
+	defer cancel()
+	for {
+		var status *string
+		err := b.pool.QueryRow(ctx, "SELECT pg_xact_status($1::xid8)", b.xid).Scan(&status)
+		if err == nil && status != nil && *status != "in progress" {
+			return *status
+		}
+		select {
+		case <-ctx.Done():
+			return "unknown"
+		case <-time.After(50 * time.Millisecond): // the ended backend's abort is not signalled
+		}
+	}
+}
+
+// inDoubtTimeout bounds how long inDoubt asks.
+const inDoubtTimeout = 5 * time.Second
+
 // flush sends the deferred statements.
 func (b *batchTx) flush() error {
 	if len(b.deferred) == 0 {
@@ -554,13 +596,29 @@ func (b *batchTx) commit(events []*tasks.Event) (int64, error) {
 	}
 	q.Queue("COMMIT")
 	err := b.conn.SendBatch(b.ctx, q).Close()
+	_, refused := errors.AsType[*pgconn.PgError](err)
+	if err != nil && b.xid != "" && (b.conn.IsClosed() || !refused && !pgconn.SafeToRetry(err)) {
+		// The connection failed in the commit: only the server can say whether the
+		// commit took effect, and running the batch again after one that did would
+		// make every change in it twice.
+		b.conn.Close(b.ctx)
+		switch status := b.inDoubt(); {
+		case status == "committed" && last > 0:
+			err = nil
+		case status == "aborted":
+			b.fatal = &retryError{err}
+			return 0, b.fail("commit", err)
+		default:
+			return 0, fmt.Errorf("commit, outcome unknown (transaction %s: %s): %w", b.xid, status, err)
+		}
+	}
 	if err == nil {
 		for i, e := range events {
 			e.Seq = last - int64(len(events)-1-i)
 		}
 		return last, nil
 	}
-	if _, ok := errors.AsType[*pgconn.PgError](err); !ok && !pgconn.SafeToRetry(err) {
+	if !refused && !pgconn.SafeToRetry(err) {
 		// The connection failed with COMMIT sent: whether it committed is unknown, so
 		// the batch must not run again.
 		b.conn.Close(b.ctx)
