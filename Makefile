@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BENCH   ?= .
 
-.PHONY: all build run test interop-deps bench bench-bin bench-stream bench-storm bench-soak bench-writes lint clean
+.PHONY: all build run test interop-deps bench bench-bin bench-stream bench-storm bench-soak bench-writes bench-cluster lint clean
 
 all: lint test build
 
@@ -73,6 +73,11 @@ bench-soak: bench-bin
 ## 10 s of creates, then 10 s of updates
 bench-writes: bench-bin
 	bin/taskhub-bench --server bin/taskhub --writes --publishers 32 --duration 10s
+
+## bench-cluster: three nodes on the empty PostgreSQL database of BENCH_DB (Linux),
+## every event written to node 0 at 500 events/s, 10 subscribers a node
+bench-cluster: bench-bin
+	bin/taskhub-bench --server bin/taskhub --nodes 3 --db '$(BENCH_DB)' --subscribers 10 --events 5000 --rate 500
 
 ## lint: gofmt, go vet and staticcheck (pinned in go.mod as a tool)
 lint:

@@ -34,7 +34,7 @@
 //
 //	go run ./cmd/taskhub-bench --floor --subscribers 10000 --events 12 --rate 2 --size 508
 //
-// Three more runs are modes of their own:
+// Four more runs are modes of their own:
 //
 //   - --storm, the restart storm: it makes --events events (1000 unless given), then
 //     connects --subscribers (1000 unless given) at once (--dialers at a time), each
@@ -52,6 +52,12 @@
 //     connection each, create tasks for --duration (10s unless given), then update
 //     them for as long; it reports creates/s and updates/s, their latency, and the
 //     server's CPU. No subscribers.
+//   - --nodes N --db postgres://…: N servers on one PostgreSQL database, which must
+//     have no task and no event; --subscribers on each node, --events at --rate
+//     written to node 0 only (16 publishers unless given). Per node it reports
+//     deliveries (missing, duplicate, out of order), the latency from node 0's answer
+//     to each PATCH (and from its send) to each subscriber parsing the event, and the
+//     server's CPU.
 //
 // Each stops by itself, and fails when a subscriber misses an event, gets one twice,
 // or is closed by the server:
@@ -60,6 +66,7 @@
 //	go run ./cmd/taskhub-bench --storm --storm-restart
 //	go run ./cmd/taskhub-bench --soak --duration 30m
 //	go run ./cmd/taskhub-bench --writes
+//	go run ./cmd/taskhub-bench --nodes 3 --db postgres://127.0.0.1/empty --subscribers 1000
 //
 // Linux only: it reads /proc and reads the subscribers' sockets with epoll; built for
 // another system, it says so and exits. To profile the server, see

@@ -30,6 +30,8 @@ type config struct {
 	restart     bool
 	soak        bool
 	writes      bool
+	nodes       int
+	db          string
 	serverArgs  multiFlag
 	serverEnv   multiFlag
 	url         string
@@ -78,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.restart, "storm-restart", false, "with --storm: restart the server on its database after making the events, just before the storm")
 	fs.BoolVar(&cfg.soak, "soak", false, "the soak instead: --subscribers (1000 unless given) follow --rate events/s for --duration (30m unless given), --reconnect-fraction of them reconnecting with Last-Event-ID every --reconnect-every; the server's goroutines, open files and RSS every --report-every")
 	fs.BoolVar(&cfg.writes, "writes", false, "the durable write path instead: --publishers clients (32 unless given) create tasks for --duration (10s unless given), then update them for as long; no subscribers")
+	fs.IntVar(&cfg.nodes, "nodes", 0, "the cross-node run instead: start this many servers (2–16) on the empty PostgreSQL database of --db, open --subscribers on each, publish --events at --rate to node 0 only, and measure delivery to every node (16 publishers unless given)")
+	fs.StringVar(&cfg.db, "db", "", "with --nodes: the postgres:// `URL` of an empty database for the servers to share")
 	fs.DurationVar(&cfg.duration, "duration", 0, "with --soak: how long to publish (default 30m); with --writes: how long each phase runs (default 10s)")
 	fs.DurationVar(&cfg.reconnectEvery, "reconnect-every", time.Minute, "with --soak: how often some subscribers reconnect")
 	fs.Float64Var(&cfg.reconnectFraction, "reconnect-fraction", 0.05, "with --soak: the `fraction` of the subscribers that reconnect each time, in turn")
@@ -135,6 +139,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sum, err = summaryOf(soak(cfg, log, stdout))
 	case cfg.writes:
 		sum, err = summaryOf(writes(cfg, log))
+	case cfg.nodes > 0:
+		sum, err = summaryOf(cluster(cfg, log))
 	default:
 		sum, err = summaryOf(bench(cfg, log))
 	}
@@ -178,6 +184,8 @@ func (cfg *config) modeDefaults() {
 		orDefault("subscribers", func() { cfg.subscribers = 1000 })
 		orDefault("duration", func() { cfg.duration = 30 * time.Minute })
 		orDefault("timeout", func() { cfg.timeout = cfg.duration + cfg.drain + 2*time.Minute })
+	case cfg.nodes > 0:
+		orDefault("publishers", func() { cfg.publishers = 16 })
 	case cfg.writes:
 		orDefault("publishers", func() { cfg.publishers = 32 })
 		orDefault("duration", func() { cfg.duration = 10 * time.Second })
@@ -188,13 +196,13 @@ func (cfg *config) modeDefaults() {
 // checkMode checks that at most one mode is asked for, and no flag of another.
 func (cfg *config) checkMode() error {
 	modes := 0
-	for _, on := range []bool{cfg.storm, cfg.soak, cfg.writes, cfg.floor} {
+	for _, on := range []bool{cfg.storm, cfg.soak, cfg.writes, cfg.floor, cfg.given["nodes"]} {
 		if on {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return errors.New("--storm, --soak, --writes and --floor each make a run of their own: give one")
+		return errors.New("--storm, --soak, --writes, --nodes and --floor each make a run of their own: give one")
 	}
 	for _, f := range []struct {
 		name string
@@ -206,18 +214,25 @@ func (cfg *config) checkMode() error {
 		{"reconnect-every", cfg.soak, "--soak"},
 		{"reconnect-fraction", cfg.soak, "--soak"},
 		{"report-every", cfg.soak, "--soak"},
-		{"hold", !cfg.storm && !cfg.soak && !cfg.writes, "the stream's own run (not --storm, --soak or --writes)"},
+		{"db", cfg.given["nodes"], "--nodes"},
+		{"hold", !cfg.storm && !cfg.soak && !cfg.writes && !cfg.given["nodes"], "the stream's own run (not --storm, --soak, --writes or --nodes)"},
 		{"batch", !cfg.soak && !cfg.writes, "a run with subscribers that keep every event (not --soak or --writes)"},
 		{"events", !cfg.soak && !cfg.writes, "a run of a number of events (not --soak, which publishes --rate for --duration, or --writes)"},
 		{"subscribers", !cfg.writes, "a run with subscribers (not --writes)"},
 		{"size", !cfg.writes, "a run with subscribers (not --writes)"},
-		{"perf", !cfg.soak && !cfg.writes, "a short run with subscribers (not --soak or --writes)"},
+		{"perf", !cfg.soak && !cfg.writes && !cfg.given["nodes"], "a short run with one server and subscribers (not --soak, --writes or --nodes)"},
 	} {
 		if cfg.given[f.name] && !f.ok {
 			return fmt.Errorf("--%s goes with %s", f.name, f.with)
 		}
 	}
 	switch {
+	case cfg.given["nodes"] && (cfg.nodes < 2 || cfg.nodes > 16):
+		return errors.New("--nodes must be 2–16")
+	case cfg.given["nodes"] && !strings.HasPrefix(cfg.db, "postgres://") && !strings.HasPrefix(cfg.db, "postgresql://"):
+		return fmt.Errorf("--nodes needs --db, the postgres:// URL of an empty database, got %q", cfg.db)
+	case cfg.given["nodes"] && cfg.url != "":
+		return errors.New("--nodes starts its own servers: not with --url")
 	case cfg.restart && cfg.url != "":
 		return errors.New("--storm-restart restarts the server the bench started: not with --url")
 	case cfg.soak && cfg.rate <= 0:
@@ -245,8 +260,8 @@ func (cfg *config) check() error {
 		return errors.New("--subscribers must be 1–100000")
 	case cfg.events < 1:
 		return errors.New("--events must be at least 1")
-	case !cfg.soak && int64(cfg.subscribers)*int64(cfg.events) > maxSamples:
-		return fmt.Errorf("--subscribers × --events must be at most %d (each delivery is kept in memory)", maxSamples)
+	case !cfg.soak && int64(cfg.subscribers)*int64(cfg.events)*int64(max(cfg.nodes, 1)) > maxSamples:
+		return fmt.Errorf("--subscribers × --events (× --nodes) must be at most %d (each delivery is kept in memory)", maxSamples)
 	case cfg.rate < 0:
 		return errors.New("--rate must not be negative")
 	case cfg.size < 0 || cfg.size > 60<<10:

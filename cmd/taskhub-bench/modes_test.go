@@ -213,6 +213,11 @@ func TestModeFlags(t *testing.T) {
 		{[]string{"--writes", "--subscribers", "10"}, "--subscribers goes with"},
 		{[]string{"--writes", "--duration", "0s"}, "--duration must be positive"},
 		{[]string{"--storm", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--nodes", "3"}, "--nodes needs --db"},
+		{[]string{"--nodes", "1", "--db", "postgres://127.0.0.1/x"}, "--nodes must be 2–16"},
+		{[]string{"--db", "postgres://127.0.0.1/x"}, "--db goes with --nodes"},
+		{[]string{"--nodes", "2", "--soak", "--db", "postgres://127.0.0.1/x"}, "give one"},
+		{[]string{"--nodes", "2", "--db", "postgres://127.0.0.1/x", "--url", "http://127.0.0.1:9"}, "not with --url"},
 	} {
 		var stdout, stderr strings.Builder
 		if code := run(tc.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {

@@ -241,6 +241,7 @@ type publisher struct {
 
 	mu    sync.Mutex
 	sent  map[sendKey]time.Time
+	acked map[sendKey]time.Time // when its answer was read; nil: not kept
 	first time.Time
 	last  time.Time
 	errs  []error
@@ -318,8 +319,12 @@ func (p *publisher) patch(ctx context.Context, id int64, k int) {
 		p.fail(err)
 		return
 	}
+	acked := time.Now()
 	p.mu.Lock()
 	p.sent[sendKey{id, t.Version}] = sent
+	if p.acked != nil {
+		p.acked[sendKey{id, t.Version}] = acked
+	}
 	if p.first.IsZero() || sent.Before(p.first) {
 		p.first = sent
 	}
