@@ -97,15 +97,12 @@ func cluster(cfg config, log *slog.Logger) (res *clusterResult, err error) {
 	res.pid = res.nodes[0].srv.cmd.Process.Pid
 
 	node0 := res.nodes[0]
-	rec, err := startRecorder(ctx, node0.api)
-	if err != nil {
-		return res, fmt.Errorf("recorder: %w", err)
-	}
-	defer rec.close()
-	pub, _, _, err := prepare(ctx, cfg, node0.api, rec)
+	p, err := startPublishing(ctx, cfg, node0.api)
 	if err != nil {
 		return res, err
 	}
+	defer p.rec.close()
+	rec, pub := p.rec, p.pub
 	pub.acked = map[sendKey]time.Time{}
 
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.nodes*cfg.readers))

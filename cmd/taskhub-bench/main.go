@@ -370,25 +370,20 @@ func bench(cfg config, log *slog.Logger) (res *result, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 
-	t, err := setUp(ctx, cfg, cfg.subscribers, &res.common)
+	t, a, err := serverUp(ctx, cfg, &res.common, log)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, t.tearDown(&res.common)) }()
-	a := newAPI(t.url, cfg.publishers+2)
-	log.Info("server up", "url", t.url, "pid", t.pid)
 
 	// The recorder, the tasks, and the padding: all before the first RSS reading.
-	rec, err := startRecorder(ctx, a)
-	if err != nil {
-		return res, fmt.Errorf("recorder: %w", err)
-	}
-	defer rec.close()
-	pub, sizeBase, pad, err := prepare(ctx, cfg, a, rec)
+	p, err := startPublishing(ctx, cfg, a)
 	if err != nil {
 		return res, err
 	}
-	res.sizeBase, res.pad = sizeBase, pad
+	defer p.rec.close()
+	rec, pub := p.rec, p.pub
+	res.sizeBase, res.pad = p.sizeBase, p.pad
 
 	haveProc := res.pid != 0
 	if haveProc {

@@ -69,24 +69,19 @@ func soak(cfg config, log *slog.Logger, progress io.Writer) (res *soakResult, er
 	res = &soakResult{common: common{cfg: cfg}, closeReasons: map[string]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
-	t, err := setUp(ctx, cfg, cfg.subscribers, &res.common)
+	t, a, err := serverUp(ctx, cfg, &res.common, log)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, t.tearDown(&res.common)) }()
-	a := newAPI(t.url, cfg.publishers+2)
-	log.Info("server up", "url", t.url, "pid", t.pid)
 
-	rec, err := startRecorder(ctx, a)
-	if err != nil {
-		return res, fmt.Errorf("recorder: %w", err)
-	}
-	pub, sizeBase, pad, err := prepare(ctx, cfg, a, rec)
-	rec.close() // it is there for the sizes only
+	p, err := startPublishing(ctx, cfg, a)
 	if err != nil {
 		return res, err
 	}
-	res.sizeBase, res.pad = sizeBase, pad
+	p.rec.close() // it is there for the sizes only
+	pub := p.pub
+	res.sizeBase, res.pad = p.sizeBase, p.pad
 	if res.baseline, err = a.lastSeq(ctx); err != nil {
 		return res, err
 	}

@@ -57,26 +57,21 @@ func storm(cfg config, log *slog.Logger) (res *stormResult, err error) {
 	res = &stormResult{common: common{cfg: cfg}, closeReasons: map[string]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
-	t, err := setUp(ctx, cfg, cfg.subscribers, &res.common)
+	t, a, err := serverUp(ctx, cfg, &res.common, log)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, t.tearDown(&res.common)) }()
-	a := newAPI(t.url, cfg.publishers+2)
-	log.Info("server up", "url", t.url, "pid", t.pid)
 
 	// The events to replay, made as fast as the publishers go; the recorder tells
 	// their sizes.
-	rec, err := startRecorder(ctx, a)
-	if err != nil {
-		return res, fmt.Errorf("recorder: %w", err)
-	}
-	defer rec.close()
-	pub, sizeBase, pad, err := prepare(ctx, cfg, a, rec)
+	p, err := startPublishing(ctx, cfg, a)
 	if err != nil {
 		return res, err
 	}
-	res.sizeBase, res.pad = sizeBase, pad
+	defer p.rec.close()
+	rec, pub := p.rec, p.pub
+	res.sizeBase, res.pad = p.sizeBase, p.pad
 	log.Info("making the events", "n", cfg.events)
 	start := time.Now()
 	pub.run(ctx, cfg.events, 0)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -135,6 +136,39 @@ func (t *target) tearDown(c *common) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
+}
+
+// serverUp sets up the server of a run (see setUp) with room for cfg.subscribers,
+// and returns it with an API client for the publishers and the bench's own calls.
+func serverUp(ctx context.Context, cfg config, c *common, log *slog.Logger) (*target, *api, error) {
+	t, err := setUp(ctx, cfg, cfg.subscribers, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("server up", "url", t.url, "pid", t.pid)
+	return t, newAPI(t.url, cfg.publishers+2), nil
+}
+
+// publishing is what a run that publishes starts with: the recorder of the server's
+// events, and the publishers with their tasks made and padded (see prepare).
+type publishing struct {
+	rec           *recorder // closed by the run
+	pub           *publisher
+	sizeBase, pad int
+}
+
+// startPublishing starts the recorder on a and prepares the publishers.
+func startPublishing(ctx context.Context, cfg config, a *api) (*publishing, error) {
+	rec, err := startRecorder(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
+	pub, sizeBase, pad, err := prepare(ctx, cfg, a, rec)
+	if err != nil {
+		rec.close()
+		return nil, err
+	}
+	return &publishing{rec: rec, pub: pub, sizeBase: sizeBase, pad: pad}, nil
 }
 
 // prepare makes the publishers' tasks, one each, and pads their descriptions so that
