@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"taskhub/tasks"
+	"taskhub/tasks/storetest"
 )
 
 func as(name string) context.Context {
@@ -107,7 +108,7 @@ func TestClaimByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := decode(t, records)
+	events := storetest.Decode(t, records)
 	if len(events) != 2 {
 		t.Fatalf("%d events, want 2", len(events))
 	}
@@ -122,7 +123,7 @@ func TestClaimByID(t *testing.T) {
 		t.Fatal(err)
 	}
 	records, _ = svc.TaskEvents(context.Background(), task.ID)
-	events = decode(t, records)
+	events = storetest.Decode(t, records)
 	if n := events[len(events)-1].Note; n != "shipped" {
 		t.Errorf("note %q", n)
 	}

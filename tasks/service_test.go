@@ -3,7 +3,6 @@ package tasks_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
+	"taskhub/tasks/storetest"
 )
 
 // newService returns a Service over a fresh database file, and the file's path.
@@ -70,23 +70,7 @@ func allEvents(t *testing.T, svc *tasks.Service) []tasks.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return decode(t, records)
-}
-
-// decode reads records back into events, checking that each record's fields agree
-// with its JSON.
-func decode(t *testing.T, records []tasks.Record) []tasks.Event {
-	t.Helper()
-	events := make([]tasks.Event, len(records))
-	for i, r := range records {
-		if err := json.Unmarshal(r.Data, &events[i]); err != nil {
-			t.Fatalf("event %d: %v in %s", r.Seq, err, r.Data)
-		}
-		if e := events[i]; e.Seq != r.Seq || e.Type != r.Type || e.TaskID != r.TaskID || e.Source != r.Source {
-			t.Fatalf("record %d/%s/%d/%s disagrees with its JSON %s", r.Seq, r.Type, r.TaskID, r.Source, r.Data)
-		}
-	}
-	return events
+	return storetest.Decode(t, records)
 }
 
 func TestCreateDefaults(t *testing.T) {
@@ -268,7 +252,7 @@ func TestDeleteRefusesReferencedTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	history := decode(t, records)
+	history := storetest.Decode(t, records)
 	if got := []tasks.EventType{history[0].Type, history[len(history)-1].Type}; got[0] != tasks.EventTaskCreated || got[1] != tasks.EventTaskDeleted {
 		t.Errorf("history of a deleted task: %v", got)
 	}

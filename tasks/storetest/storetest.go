@@ -71,14 +71,20 @@ func create(t *testing.T, svc *tasks.Service, u tasks.Update) *tasks.Task {
 
 func code(err error) string { return tasks.ErrorCode(err) }
 
-// events returns every event of the store's log, decoded, after checking that each
-// record agrees with its JSON.
+// events returns every event of the store's log, as stored and decoded.
 func events(t *testing.T, store tasks.Store) ([]tasks.Record, []tasks.Event) {
 	t.Helper()
 	records, err := store.Events(context.Background(), tasks.EventQuery{Limit: tasks.MaxEventsLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return records, Decode(t, records)
+}
+
+// Decode reads records back into events, after checking that each record's fields
+// agree with its JSON.
+func Decode(t testing.TB, records []tasks.Record) []tasks.Event {
+	t.Helper()
 	decoded := make([]tasks.Event, len(records))
 	for i, r := range records {
 		if err := json.Unmarshal(r.Data, &decoded[i]); err != nil {
@@ -88,7 +94,7 @@ func events(t *testing.T, store tasks.Store) ([]tasks.Record, []tasks.Event) {
 			t.Fatalf("record %d/%s/%d/%s disagrees with its JSON %s", r.Seq, r.Type, r.TaskID, r.Source, r.Data)
 		}
 	}
-	return records, decoded
+	return decoded
 }
 
 func testReadYourWrites(t *testing.T, store tasks.Store) {
@@ -275,16 +281,14 @@ func testSeqsInCommitOrder(t *testing.T, store tasks.Store) {
 	}
 }
 
-func testVersionCheck(t *testing.T, store tasks.Store) {
-	svc := tasks.NewService(store)
-	task := create(t, svc, tasks.Update{})
-	const n = 20
+// race runs attempt(0) to attempt(n-1) at once and returns how many succeeded; each
+// of the others must fail with lost, the code of losing the race.
+func race(t *testing.T, n int, lost string, attempt func(i int) error) int {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() {
-			_, errs[i] = svc.Update(as("w"), task.ID, task.Version, tasks.Update{Description: tasks.Value(fmt.Sprint(i))})
-		})
+		wg.Go(func() { errs[i] = attempt(i) })
 	}
 	wg.Wait()
 	won := 0
@@ -292,11 +296,22 @@ func testVersionCheck(t *testing.T, store tasks.Store) {
 		switch code(err) {
 		case "":
 			won++
-		case tasks.EPreconditionFailed:
+		case lost:
 		default:
 			t.Errorf("unexpected error: %v", err)
 		}
 	}
+	return won
+}
+
+func testVersionCheck(t *testing.T, store tasks.Store) {
+	svc := tasks.NewService(store)
+	task := create(t, svc, tasks.Update{})
+	const n = 20
+	won := race(t, n, tasks.EPreconditionFailed, func(i int) error {
+		_, err := svc.Update(as("w"), task.ID, task.Version, tasks.Update{Description: tasks.Value(fmt.Sprint(i))})
+		return err
+	})
 	if won != 1 {
 		t.Errorf("%d updates at version %d went through, want exactly 1", won, task.Version)
 	}
@@ -349,24 +364,10 @@ func testClaimByID(t *testing.T, store tasks.Store) {
 	svc := tasks.NewService(store)
 	task := create(t, svc, tasks.Update{})
 	const n = 10
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			_, errs[i] = svc.Claim(as(fmt.Sprintf("agent-%d", i)), tasks.ClaimRequest{TaskID: task.ID})
-		})
-	}
-	wg.Wait()
-	won := 0
-	for _, err := range errs {
-		switch code(err) {
-		case "":
-			won++
-		case tasks.EConflict:
-		default:
-			t.Errorf("unexpected error: %v", err)
-		}
-	}
+	won := race(t, n, tasks.EConflict, func(i int) error {
+		_, err := svc.Claim(as(fmt.Sprintf("agent-%d", i)), tasks.ClaimRequest{TaskID: task.ID})
+		return err
+	})
 	if won != 1 {
 		t.Errorf("%d claims of task %d went through, want 1", won, task.ID)
 	}
