@@ -380,23 +380,7 @@ func (res *clusterResult) print(w io.Writer) {
 	res.printHead(w, line)
 	line("nodes", "%d on one PostgreSQL database; every PATCH to node 0, %d subscribers on each node (%d in all), connected in %s",
 		len(res.nodes), cfg.subscribers, len(res.nodes)*cfg.subscribers, res.connectTime.Round(time.Millisecond))
-	rate := "as fast as possible"
-	if cfg.rate > 0 {
-		rate = fmt.Sprintf("target %g/s, at worst %s behind schedule", cfg.rate, ms(res.publishLate))
-	}
-	achieved := "n/a"
-	if res.publishSpan > 0 {
-		achieved = fmt.Sprintf("%.1f/s", float64(res.published-1)/res.publishSpan.Seconds())
-	}
-	line("events_published", "%d of %d (%d errors), %s over %s; %s; %d publishers",
-		res.published, cfg.events, len(res.publishErrs), achieved, res.publishSpan.Round(time.Millisecond), rate, cfg.publishers)
-	for i, err := range res.publishErrs {
-		if i == 3 {
-			line("  publish_error", "… and %d more", len(res.publishErrs)-3)
-			break
-		}
-		line("  publish_error", "%v", err)
-	}
+	printPublished(line, cfg, res.published, res.publishErrs, res.publishSpan, res.publishLate)
 	line("events_not_matched", "%d (seqs of the run the recorder on node 0 could not match with a PATCH)", res.unmatched)
 	line("publish_phase", "%s (first PATCH until every delivery on every node arrived, or --drain after the last)", res.phase.Round(time.Millisecond))
 	for i, n := range res.nodes {

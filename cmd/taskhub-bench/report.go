@@ -80,23 +80,7 @@ func (res *result) print(w io.Writer) {
 		batch = cfg.batch + " (batch_update events; a batch delivers every event in it at once)"
 	}
 	line("stream_batch", "%s", batch)
-	rate := "as fast as possible"
-	if cfg.rate > 0 {
-		rate = fmt.Sprintf("target %g/s, at worst %s behind schedule", cfg.rate, ms(res.publishLate))
-	}
-	achieved := "n/a"
-	if res.publishSpan > 0 {
-		achieved = fmt.Sprintf("%.1f/s", float64(res.published-1)/res.publishSpan.Seconds())
-	}
-	line("events_published", "%d of %d (%d errors), %s over %s; %s; %d publishers",
-		res.published, cfg.events, len(res.publishErrs), achieved, res.publishSpan.Round(time.Millisecond), rate, cfg.publishers)
-	for i, err := range res.publishErrs {
-		if i == 3 {
-			line("  publish_error", "… and %d more", len(res.publishErrs)-3)
-			break
-		}
-		line("  publish_error", "%v", err)
-	}
+	printPublished(line, cfg, res.published, res.publishErrs, res.publishSpan, res.publishLate)
 	size := fmt.Sprintf("avg %.0f B, min %d, max %d (the data line's JSON, measured)", res.sizeAvg, res.sizeMin, res.sizeMax)
 	switch {
 	case cfg.size == 0:
@@ -177,5 +161,27 @@ func (c *cpuSpan) printOthers(line func(key, format string, args ...any)) {
 		}
 		line("machine_cpu", "%.2f s busy of %.2f s on all CPUs (%.0f%%); other processes and the kernel's unattributed work: %.2f s",
 			c.machineBusy.Seconds(), c.machineTotal.Seconds(), 100*c.machineBusy.Seconds()/c.machineTotal.Seconds(), other.Seconds())
+	}
+}
+
+// printPublished writes the summary lines of the publishing: how many of the events
+// were published, how fast against the target, and the first errors.
+func printPublished(line func(key, format string, args ...any), cfg config, published int, errs []error, span, late time.Duration) {
+	rate := "as fast as possible"
+	if cfg.rate > 0 {
+		rate = fmt.Sprintf("target %g/s, at worst %s behind schedule", cfg.rate, ms(late))
+	}
+	achieved := "n/a"
+	if span > 0 {
+		achieved = fmt.Sprintf("%.1f/s", float64(published-1)/span.Seconds())
+	}
+	line("events_published", "%d of %d (%d errors), %s over %s; %s; %d publishers",
+		published, cfg.events, len(errs), achieved, span.Round(time.Millisecond), rate, cfg.publishers)
+	for i, err := range errs {
+		if i == 3 {
+			line("  publish_error", "… and %d more", len(errs)-3)
+			break
+		}
+		line("  publish_error", "%v", err)
 	}
 }
