@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"iter"
 	"time"
 
 	"taskhub/tasks"
@@ -63,6 +64,35 @@ func (w *writeTx) CountNotes(id int64) (int, error) {
 	q.Queue("SELECT count(*) FROM notes WHERE task_id = $1", id).QueryRow(func(row pgx.Row) error { return row.Scan(&n) })
 	if err := w.b.send(q); err != nil {
 		return 0, fmt.Errorf("count notes of task %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// importNotes copies notes, with their ids, in the transaction of Import, and sets the
+// notes' id sequence above lastID and every id copied.
+func importNotes(ctx context.Context, tx pgx.Tx, notes iter.Seq2[*tasks.Note, error], lastID int64) (int64, error) {
+	var n int64
+	if notes != nil {
+		next, stop := iter.Pull2(notes)
+		defer stop()
+		var err error
+		n, err = tx.CopyFrom(ctx, pgx.Identifier{"notes"}, []string{"id", "task_id", "author", "time", "text"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				note, err, ok := next()
+				if !ok || err != nil {
+					return nil, err
+				}
+				lastID = max(lastID, note.ID)
+				return []any{note.ID, note.TaskID, note.Author, note.Time.Time, note.Text}, nil
+			}))
+		if err != nil {
+			return n, fmt.Errorf("import notes: %w", err)
+		}
+	}
+	if lastID > 0 {
+		if _, err := tx.Exec(ctx, "SELECT setval(pg_get_serial_sequence('notes', 'id'), $1)", lastID); err != nil {
+			return n, fmt.Errorf("import: set the note id sequence: %w", err)
+		}
 	}
 	return n, nil
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"iter"
 
 	"taskhub/tasks"
 )
@@ -68,4 +69,29 @@ func (w *writeTx) CountNotes(id int64) (int, error) {
 		return 0, fmt.Errorf("count notes of task %d: %w", id, mapError(err))
 	}
 	return n, nil
+}
+
+// Notes yields every note, in id order.
+func (x *Export) Notes(ctx context.Context) iter.Seq2[*tasks.Note, error] {
+	return func(yield func(*tasks.Note, error) bool) {
+		rows, err := x.tx.QueryContext(ctx, "SELECT "+noteColumns+" FROM notes ORDER BY id")
+		if err != nil {
+			yield(nil, fmt.Errorf("export notes: %w", mapError(err)))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			n, err := scanNote(rows)
+			if err != nil {
+				yield(nil, fmt.Errorf("export notes: %w", mapError(err)))
+				return
+			}
+			if !yield(n, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(nil, fmt.Errorf("export notes: %w", mapError(err)))
+		}
+	}
 }
