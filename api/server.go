@@ -93,6 +93,8 @@ func New(cfg Config) http.Handler {
 	e.PATCH("/api/tasks/:id", h.updateTask)
 	e.DELETE("/api/tasks/:id", h.deleteTask)
 	get("/api/tasks/:id/events", h.taskEvents)
+	e.POST("/api/tasks/:id/notes", h.addNote)
+	get("/api/tasks/:id/notes", h.listNotes)
 	get("/api/events", h.events)
 	get("/api/vocabulary", h.vocabulary)
 	if cfg.Stream != nil {

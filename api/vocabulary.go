@@ -33,6 +33,9 @@ type vocabularyLimits struct {
 	ListLimit        int `json:"list_limit"`
 	EventsLimit      int `json:"events_limit"`
 	TextQuery        int `json:"text_query"`
+	NoteText         int `json:"note_text"`
+	NoteTextBytes    int `json:"note_text_bytes"`
+	NotesPerTask     int `json:"notes_per_task"` // how many
 }
 
 func (h *handlers) vocabulary(c echo.Context) error {
@@ -55,6 +58,9 @@ func (h *handlers) vocabulary(c echo.Context) error {
 			ListLimit:        tasks.MaxListLimit,
 			EventsLimit:      tasks.MaxEventsLimit,
 			TextQuery:        tasks.MaxTextQuery,
+			NoteText:         tasks.MaxNoteText,
+			NoteTextBytes:    tasks.MaxNoteTextBytes,
+			NotesPerTask:     tasks.MaxNotesPerTask,
 		},
 	})
 }

@@ -59,6 +59,9 @@ func TestVocabulary(t *testing.T) {
 		"list_limit":        tasks.MaxListLimit,
 		"events_limit":      tasks.MaxEventsLimit,
 		"text_query":        tasks.MaxTextQuery,
+		"note_text":         tasks.MaxNoteText,
+		"note_text_bytes":   tasks.MaxNoteTextBytes,
+		"notes_per_task":    tasks.MaxNotesPerTask,
 	}
 	if !maps.Equal(got.Limits, wantLimits) {
 		t.Errorf("limits = %v, want %v", got.Limits, wantLimits)

@@ -127,7 +127,11 @@ func eventSchema() map[string]any {
 			"time":    map[string]any{"type": "string"},
 			"task":    map[string]any{"type": "object"},
 			"changes": map[string]any{"type": "object"},
-			"note":    map[string]any{"type": "string"},
+			"note": map[string]any{"anyOf": []any{
+				map[string]any{"type": "string", "description": "what the actor said about the change"},
+				noteSchema(),
+			}, "description": "a task_note_added event's note; else the note of the change, if any"},
+			"notes_deleted": map[string]any{"type": "integer", "description": "task_deleted: how many notes went with the task"},
 		},
 		"required": []string{"seq", "type", "source", "actor", "time"},
 	}

@@ -1,4 +1,4 @@
-// Package mcptools exposes tasks.Service to MCP clients such as Claude Code: eight tools,
+// Package mcptools exposes tasks.Service to MCP clients such as Claude Code: the tools,
 // the resource template taskhub://tasks/{id} with subscriptions, and the server
 // instructions that teach an agent the workflow. It serves Streamable HTTP and the
 // older SSE transport through one http.Handler, and stdio. Every rule lives in the
@@ -55,6 +55,7 @@ Other rules:
 - depends_on lists the ids of tasks that must be done first; a cycle is refused.
 - To change other fields use update_task; pass expected_version (the task's version) to avoid overwriting someone else's change.
 - list_events with after (the last seq you saw) shows what changed since.
+- Leave what the next agent on a task should know (findings, decisions, what is left) with add_note; read a task's notes with list_notes, oldest first.
 - Read a task as the resource taskhub://tasks/{id}; subscribe to it to be told when it changes.
 - A tool that fails returns isError with a message naming the argument at fault; nothing was changed.`
 
@@ -115,7 +116,7 @@ func New(cfg Config) *Server {
 			s.describeSession(session.SessionID(), req.Params.ClientInfo.Name, res.ProtocolVersion)
 		}
 	})
-	tools := s.tools()
+	tools := append(s.tools(), s.noteTools()...)
 	s.mcp = server.NewMCPServer(Name, cfg.Version,
 		server.WithInstructions(Instructions),
 		server.WithToolCapabilities(false),

@@ -17,10 +17,12 @@ const (
 	EventTaskUpdated EventType = "task_updated"
 	EventTaskDeleted EventType = "task_deleted"
 	EventFileChanged EventType = "file_changed"
+	// EventTaskNoteAdded: a note was added to the task's thread (see Note).
+	EventTaskNoteAdded EventType = "task_note_added"
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged}
+var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged, EventTaskNoteAdded}
 
 // Source says through which door a change came in.
 type Source string
@@ -41,7 +43,9 @@ var Sources = []Source{SourceREST, SourceMCP, SourceFileWatch, SourceSystem}
 // the change (its last state for task_deleted); Changes maps each changed field to its
 // old and new value (task_updated only); Note is what the actor said about the change,
 // if anything. A file_changed event has no task: File says which file changed and how,
-// where the others have Task.
+// where the others have Task. A task_note_added event carries the note in AddedNote,
+// whose JSON is the event's "note"; a task_deleted event says in NotesDeleted how many
+// notes went with the task.
 type Event struct {
 	Seq     int64                         `json:"seq"`
 	Type    EventType                     `json:"type"`
@@ -53,6 +57,9 @@ type Event struct {
 	Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
 	Note    string                        `json:"note,omitempty"`
 	File    *FileChange                   `json:"file,omitempty"`
+
+	NotesDeleted *int  `json:"notes_deleted,omitempty"`
+	AddedNote    *Note `json:"-"` // encoded as "note" by wire
 
 	before *Task // the task before the change, for Match; nil but for task_updated
 }
@@ -85,7 +92,7 @@ type Match struct {
 
 // Record encodes e, whose Seq the store has set, into the record the log keeps.
 func (e *Event) Record() (Record, error) {
-	data, err := json.Marshal(e)
+	data, err := json.Marshal(e.wire())
 	if err != nil {
 		return Record{}, fmt.Errorf("encode event %d: %w", e.Seq, err)
 	}

@@ -342,9 +342,9 @@ func scope(req ClaimRequest) string {
 	return " in " + strings.Join(parts, " with ")
 }
 
-// Delete removes the task with id, checked against ifVersion as in Update. A task that
-// others depend on or that has subtasks is not deleted (EConflict): removing it would
-// silently change them.
+// Delete removes the task with id, and its notes, checked against ifVersion as in
+// Update. A task that others depend on or that has subtasks is not deleted (EConflict):
+// removing it would silently change them.
 func (s *Service) Delete(ctx context.Context, id, ifVersion int64) error {
 	actor := ActorFrom(ctx)
 	err := s.store.Write(ctx, func(tx Tx) error {
@@ -365,12 +365,16 @@ func (s *Service) Delete(ctx context.Context, id, ifVersion int64) error {
 		if len(children) > 0 {
 			return Errorf(EConflict, "", "task %d cannot be deleted: it is the parent of %s", id, countIDs(children, "task %s", "tasks %s"))
 		}
+		notes, err := tx.CountNotes(id)
+		if err != nil {
+			return err
+		}
 		if err := tx.DeleteTask(id); err != nil {
 			return err
 		}
 		return tx.AppendEvent(&Event{
 			Type: EventTaskDeleted, TaskID: id, Source: actor.Source, Actor: actor.Name,
-			Time: NewTime(s.now()), Task: old,
+			Time: NewTime(s.now()), Task: old, NotesDeleted: &notes,
 		})
 	})
 	if err != nil {

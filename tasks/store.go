@@ -52,8 +52,12 @@ type Store interface {
 	Write(ctx context.Context, fn func(Tx) error) error
 	// Committed returns the channel of the wake-up described above.
 	Committed() <-chan struct{}
-	// PruneEvents deletes the events older than before, and returns how many.
+	// PruneEvents deletes the events older than before, and returns how many. It
+	// deletes nothing else: notes stay with their tasks.
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+	// Notes returns up to q.Limit notes of task q.TaskID with an id above q.After, by
+	// id: in the order they were added.
+	Notes(ctx context.Context, q NoteQuery) ([]*Note, error)
 }
 
 // Tx is the view of a write transaction that the Service works through. Its methods
@@ -71,11 +75,17 @@ type Tx interface {
 	CreateTask(t *Task) error
 	// UpdateTask stores t, which was old before the change.
 	UpdateTask(old, t *Task) error
-	// DeleteTask removes the task with id.
+	// DeleteTask removes the task with id, and its notes.
 	DeleteTask(id int64) error
 	// AppendEvent gives e the next seq, sets e.Seq, and adds e.Record() to the log.
 	AppendEvent(e *Event) error
 	// NextReady returns the task that q selects first (see ReadyQuery), or nil when
 	// none is ready.
 	NextReady(q ReadyQuery) (*Task, error)
+	// AddNote inserts n and sets n.ID, above the id of every note its task had. The
+	// task's row must have been read through Task in this transaction: two notes of
+	// one task are then added one after the other, in the order of their ids.
+	AddNote(n *Note) error
+	// CountNotes returns how many notes the task with id has.
+	CountNotes(id int64) (int, error)
 }

@@ -14,9 +14,9 @@ import (
 )
 
 // migrateDB is `taskhub migrate-db`: it copies an SQLite database into an empty
-// PostgreSQL one, tasks with their ids and the event log with its seqs, so that the
-// dashboards' Last-Event-IDs stay valid. The copy is one read of the file and one
-// transaction on PostgreSQL: it is all there or not at all.
+// PostgreSQL one, tasks and their notes with their ids and the event log with its
+// seqs, so that the dashboards' Last-Event-IDs stay valid. The copy is one read of the
+// file and one transaction on PostgreSQL: it is all there or not at all.
 func migrateDB(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("taskhub migrate-db", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -57,6 +57,8 @@ func migrateDB(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		Events:     events(x.Events(ctx)),
 		LastSeq:    x.LastSeq,
 		LastTaskID: x.LastTaskID,
+		Notes:      x.Notes(ctx),
+		LastNoteID: x.LastNoteID,
 	})
 	if errors.Is(err, postgres.ErrNotEmpty) {
 		return fmt.Errorf("--to: %w: migrate-db copies into an empty database only, and changed nothing", err)
@@ -64,8 +66,8 @@ func migrateDB(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "copied %d tasks (%d labels, %d dependencies) and %d events; last seq %d\n",
-		n.Tasks, n.Labels, n.Dependencies, n.Events, x.LastSeq)
+	fmt.Fprintf(stdout, "copied %d tasks (%d labels, %d dependencies, %d notes) and %d events; last seq %d\n",
+		n.Tasks, n.Labels, n.Dependencies, n.Notes, n.Events, x.LastSeq)
 	return nil
 }
 

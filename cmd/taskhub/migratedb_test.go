@@ -21,9 +21,10 @@ import (
 )
 
 // TestMigrateDB copies an SQLite database with a history (labels, dependencies, a
-// parent of higher id than its child, updates, a delete, file events, pruned events)
-// into PostgreSQL: tasks and events are equal, byte for byte, the seqs and ids go on
-// from where they were, and a second copy into the same database is refused.
+// parent of higher id than its child, updates, notes, a delete, file events, pruned
+// events) into PostgreSQL: tasks, notes and events are equal, byte for byte, the seqs
+// and ids go on from where they were, and a second copy into the same database is
+// refused.
 func TestMigrateDB(t *testing.T) {
 	_, dsn := pgtest.NewDatabase(t)
 	ctx := context.Background()
@@ -66,10 +67,20 @@ func TestMigrateDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := create(tasks.Update{Title: tasks.Value("deleted"), Labels: tasks.Value([]string{"x"})})
+	var lastNote *tasks.Note // the highest id given, deleted with its task
+	for _, n := range []struct {
+		task *tasks.Task
+		text string
+	}{{child, "first on the child"}, {parent, "on the parent"}, {child, "ünïcode \"quoted\"\nsecond line"}, {last, "goes with its task"}} {
+		if lastNote, err = svc.AddNote(as("cy"), n.task.ID, n.text); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := svc.Delete(as("bob"), last.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	wantTasks, wantEvents, wantFirst, wantLast := contents(t, src)
+	wantNotes := notesOf(t, src, wantTasks)
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +92,7 @@ func TestMigrateDB(t *testing.T) {
 	if code := run(ctx, []string{"migrate-db", "--from", path, "--to", dsn}, &stdout, &stderr); code != 0 {
 		t.Fatalf("migrate-db: exit %d, stderr %q", code, stderr.String())
 	}
-	if want := "copied 4 tasks (2 labels, 2 dependencies) and "; !strings.HasPrefix(stdout.String(), want) {
+	if want := "copied 4 tasks (2 labels, 2 dependencies, 3 notes) and "; !strings.HasPrefix(stdout.String(), want) {
 		t.Errorf("migrate-db printed %q, want it to begin %q", stdout.String(), want)
 	}
 
@@ -93,6 +104,9 @@ func TestMigrateDB(t *testing.T) {
 	gotTasks, gotEvents, gotFirst, gotLast := contents(t, dst)
 	if a, b := mustJSON(t, gotTasks), mustJSON(t, wantTasks); a != b {
 		t.Errorf("tasks after the copy:\n%s\nwant\n%s", a, b)
+	}
+	if a, b := mustJSON(t, notesOf(t, dst, gotTasks)), mustJSON(t, wantNotes); a != b {
+		t.Errorf("notes after the copy:\n%s\nwant\n%s", a, b)
 	}
 	if !reflect.DeepEqual(gotEvents, wantEvents) {
 		t.Errorf("events after the copy:\n%s\nwant\n%s", recordsText(gotEvents), recordsText(wantEvents))
@@ -126,14 +140,21 @@ func TestMigrateDB(t *testing.T) {
 	if len(records) != 1 || records[0].Seq != wantLast+1 || records[0].TaskID != next.ID {
 		t.Errorf("events after seq %d: %s, want the new task's, seq %d", wantLast, recordsText(records), wantLast+1)
 	}
+	note, err := tasks.NewService(dst).AddNote(as("dee"), next.ID, "new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if note.ID <= lastNote.ID {
+		t.Errorf("a new note's id is %d, want above %d, the last one given", note.ID, lastNote.ID)
+	}
 
 	stdout.Reset()
 	stderr.Reset()
 	if code := run(ctx, []string{"migrate-db", "--from", path, "--to", dsn}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "already has tasks or events") {
 		t.Errorf("a second migrate-db: exit %d, stderr %q; want 1 and a refusal", code, stderr.String())
 	}
-	if after, _, _, seq := contents(t, dst); len(after) != 5 || seq != wantLast+1 {
-		t.Errorf("after the refused copy: %d tasks and last seq %d, want 5 and %d, unchanged", len(after), seq, wantLast+1)
+	if after, _, _, seq := contents(t, dst); len(after) != 5 || seq != wantLast+2 {
+		t.Errorf("after the refused copy: %d tasks and last seq %d, want 5 and %d, unchanged", len(after), seq, wantLast+2)
 	}
 }
 
@@ -181,6 +202,20 @@ func contents(t *testing.T, st tasks.Store) (list []*tasks.Task, events []tasks.
 		t.Fatal(err)
 	}
 	return list, events, first, last
+}
+
+// notesOf reads the notes of each of list from st, in the order of the list.
+func notesOf(t *testing.T, st tasks.Store, list []*tasks.Task) []*tasks.Note {
+	t.Helper()
+	var all []*tasks.Note
+	for _, task := range list {
+		notes, err := st.Notes(context.Background(), tasks.NoteQuery{TaskID: task.ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, notes...)
+	}
+	return all
 }
 
 func mustJSON(t *testing.T, v any) string {

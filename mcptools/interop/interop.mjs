@@ -23,7 +23,7 @@ if (!url || !db || !cmd) {
   process.exit(2);
 }
 
-const tools = ['claim_task', 'create_task', 'delete_task', 'get_task', 'list_events', 'list_tasks', 'update_task', 'update_task_status'];
+const tools = ['add_note', 'claim_task', 'create_task', 'delete_task', 'get_task', 'list_events', 'list_notes', 'list_tasks', 'update_task', 'update_task_status'];
 
 async function rest(method, path, body) {
   const res = await fetch(url + path, {
@@ -68,6 +68,17 @@ async function exercise(name, transport) {
     assert.equal(claimed.structuredContent.id, task.id);
     assert.equal(claimed.structuredContent.assignee, name);
 
+    const noted = await client.callTool({ name: 'add_note', arguments: { task_id: task.id, text: `note from ${name}` } });
+    assert.ok(!noted.isError, JSON.stringify(noted));
+    assert.equal(noted.structuredContent.author, name);
+    const notes = await client.callTool({ name: 'list_notes', arguments: { task_id: task.id } });
+    assert.ok(!notes.isError, JSON.stringify(notes));
+    assert.deepEqual(notes.structuredContent.notes.map((n) => n.id), [noted.structuredContent.id]);
+    assert.equal(notes.structuredContent.next_cursor, '');
+    const badNote = await client.callTool({ name: 'add_note', arguments: { task_id: task.id, text: ' ' } });
+    assert.equal(badNote.isError, true);
+    assert.match(badNote.content[0].text, /text/);
+
     const listedTasks = await client.callTool({ name: 'list_tasks', arguments: { project: name } });
     assert.equal(listedTasks.structuredContent.tasks.length, 1);
 
@@ -93,7 +104,8 @@ async function exercise(name, transport) {
 
     const events = await client.callTool({ name: 'list_events', arguments: { task_id: task.id } });
     const sources = events.structuredContent.events.map((e) => e.source === 'mcp_tool' ? `mcp_tool/${e.actor}` : e.source);
-    assert.deepEqual(sources, [`mcp_tool/${name}`, `mcp_tool/${name}`, 'rest_api']);
+    assert.deepEqual(sources, [`mcp_tool/${name}`, `mcp_tool/${name}`, `mcp_tool/${name}`, 'rest_api']);
+    assert.equal(events.structuredContent.events[2].note.id, noted.structuredContent.id);
     console.log(`ok ${name}: ${listed.tools.length} tools, task ${task.id}, resources/updated received`);
   } finally {
     await client.close();

@@ -38,16 +38,19 @@ type Dump struct {
 	// LastTaskID is the highest task id ever given, also when its task has been
 	// deleted: the next task's id is above it.
 	LastTaskID int64
+	Notes      iter.Seq2[*tasks.Note, error] // with their ids; nil for none
+	// LastNoteID is the highest note id ever given: the next note's id is above it.
+	LastNoteID int64
 }
 
 // ImportCounts is what Import copied.
 type ImportCounts struct {
-	Tasks, Labels, Dependencies, Events int64
+	Tasks, Labels, Dependencies, Notes, Events int64
 }
 
 // Import copies d into the database, which must be empty (ErrNotEmpty otherwise), in
-// one transaction: tasks, labels and dependencies, events, the seq counter and the
-// tasks' id sequence. The tables are locked until the commit, so that no node writes
+// one transaction: tasks, labels and dependencies, notes, events, the seq counter and
+// the id sequences. The tables are locked until the commit, so that no node writes
 // meanwhile.
 func (db *DB) Import(ctx context.Context, d Dump) (ImportCounts, error) {
 	var n ImportCounts
@@ -56,7 +59,7 @@ func (db *DB) Import(ctx context.Context, d Dump) (ImportCounts, error) {
 		return n, fmt.Errorf("import: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "LOCK TABLE tasks, task_labels, task_deps, events, event_seq IN EXCLUSIVE MODE"); err != nil {
+	if _, err := tx.Exec(ctx, "LOCK TABLE tasks, task_labels, task_deps, notes, events, event_seq IN EXCLUSIVE MODE"); err != nil {
 		return n, fmt.Errorf("import: lock the tables: %w", err)
 	}
 	var used bool
@@ -98,6 +101,9 @@ func (db *DB) Import(ctx context.Context, d Dump) (ImportCounts, error) {
 	}
 	if n.Dependencies, err = tx.CopyFrom(ctx, pgx.Identifier{"task_deps"}, []string{"task_id", "depends_on"}, pgx.CopyFromRows(deps)); err != nil {
 		return n, fmt.Errorf("import dependencies: %w", err)
+	}
+	if n.Notes, err = importNotes(ctx, tx, d.Notes, d.LastNoteID); err != nil {
+		return n, err
 	}
 
 	lastSeq := d.LastSeq

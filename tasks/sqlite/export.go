@@ -32,6 +32,8 @@ type Export struct {
 	// LastTaskID is the highest task id ever given, also when its task has been
 	// deleted.
 	LastTaskID int64
+	// LastNoteID is the highest note id ever given.
+	LastNoteID int64
 }
 
 // Export begins a read of the whole database.
@@ -44,7 +46,8 @@ func (db *DB) Export(ctx context.Context) (*Export, error) {
 	// The first read fixes the transaction's snapshot.
 	err = tx.QueryRowContext(ctx, `SELECT
 		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
-		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0)`).Scan(&x.LastSeq, &x.LastTaskID)
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notes'), 0)`).Scan(&x.LastSeq, &x.LastTaskID, &x.LastNoteID)
 	if err != nil {
 		tx.Rollback()
 		return nil, fmt.Errorf("export: read the sequences: %w", mapError(err))

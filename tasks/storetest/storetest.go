@@ -47,6 +47,10 @@ func Run(t *testing.T, open Open) {
 		{"ParentCycleRace", testParentCycleRace},
 		{"Committed", testCommitted},
 		{"Prune", testPrune},
+		{"Notes", testNotes},
+		{"NotesGoWithTask", testNotesGoWithTask},
+		{"NotesConcurrent", testNotesConcurrent},
+		{"NoteLimitRace", testNoteLimitRace},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
