@@ -17,10 +17,15 @@ const (
 	EventTaskUpdated EventType = "task_updated"
 	EventTaskDeleted EventType = "task_deleted"
 	EventFileChanged EventType = "file_changed"
+
+	EventWebhookCreated EventType = "webhook_created"
+	EventWebhookUpdated EventType = "webhook_updated"
+	EventWebhookDeleted EventType = "webhook_deleted"
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged}
+var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged,
+	EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted}
 
 // Source says through which door a change came in.
 type Source string
@@ -41,7 +46,9 @@ var Sources = []Source{SourceREST, SourceMCP, SourceFileWatch, SourceSystem}
 // the change (its last state for task_deleted); Changes maps each changed field to its
 // old and new value (task_updated only); Note is what the actor said about the change,
 // if anything. A file_changed event has no task: File says which file changed and how,
-// where the others have Task.
+// where the others have Task. A webhook event has Webhook instead: the endpoint after
+// the change (its last state for webhook_deleted), without its secret, as package
+// webhooks encodes it.
 type Event struct {
 	Seq     int64                         `json:"seq"`
 	Type    EventType                     `json:"type"`
@@ -53,6 +60,7 @@ type Event struct {
 	Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
 	Note    string                        `json:"note,omitempty"`
 	File    *FileChange                   `json:"file,omitempty"`
+	Webhook json.RawMessage               `json:"webhook,omitempty"`
 
 	before *Task // the task before the change, for Match; nil but for task_updated
 }
