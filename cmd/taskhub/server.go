@@ -19,6 +19,7 @@ import (
 	"taskhub/mcptools"
 	"taskhub/tasks"
 	"taskhub/web"
+	"taskhub/webhooks"
 )
 
 // Config is what a Server is built from: everything `taskhub serve` takes from its
@@ -64,6 +65,9 @@ type Config struct {
 	OAuthIssuer     string
 	PublicURL       string
 	OAuthActorClaim string
+	// WebhooksAllowPrivate lets webhook endpoints target loopback, link-local and
+	// private addresses.
+	WebhooksAllowPrivate bool
 	// Logger gets the server's logs; nil discards them.
 	Logger *slog.Logger
 	// ShutdownGrace bounds how long Close waits for the requests in flight before it
@@ -135,6 +139,7 @@ type Server struct {
 
 	store    store
 	tailer   *tasks.Tailer
+	webhooks *webhooks.Service
 	hub      *broadcaster.Hub
 	mcp      *mcptools.Server
 	http     *http.Server
@@ -218,6 +223,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	})
 	metrics.WatchHub(s.hub.Stats)
 	service := tasks.NewService(s.store)
+	s.webhooks = webhooks.NewService(webhooks.Config{Store: s.store, Vocabulary: api.StreamVocabulary(), AllowPrivate: cfg.WebhooksAllowPrivate})
 	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller, Track: track})
 	// Before anything can change the log: the file watchers below, or a client.
 	if err := s.followLog(ctx, bgCtx); err != nil {
@@ -249,6 +255,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service:     service,
+			Webhooks:    s.webhooks,
 			Health:      health(s.store),
 			Logger:      s.logger.With("component", "api"),
 			Stream:      s.hub,
