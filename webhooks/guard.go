@@ -19,6 +19,10 @@ const MaxURL = 2048
 // Timeout bounds one delivery request, from connecting to the end of the answer's body.
 const Timeout = 15 * time.Second
 
+// maxAnswer is how much of an answer's body is read (and thrown away), so that its
+// connection can serve the next request.
+const maxAnswer = 64 << 10
+
 // Ranges that are private without the standard library saying so: "this network"
 // (0.0.0.0/8), shared address space behind carrier-grade NAT (100.64.0.0/10), and the
 // limited broadcast address.

@@ -230,6 +230,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 
+	if err := s.deliverWebhooks(bgCtx, metrics); err != nil {
+		return err
+	}
+
 	if cfg.EventRetention > 0 {
 		s.background.Go(func() { prune(bgCtx, s.store, cfg.EventRetention, s.logger.With("component", "retention")) })
 	}
@@ -323,6 +327,23 @@ func (s *Server) followLog(ctx, bgCtx context.Context) error {
 	tailer, err := tailLog(ctx, bgCtx, &s.background, s.store, s.hub, s.mcp.TaskChanged, s.logger.With("component", "tailer"))
 	s.tailer = tailer
 	return err
+}
+
+// deliverWebhooks starts the delivery of the webhook endpoints, fed by the tailer,
+// until bgCtx ends.
+func (s *Server) deliverWebhooks(bgCtx context.Context, metrics *api.Metrics) error {
+	var engine *webhooks.Engine
+	observe := metrics.WatchWebhooks(func() webhooks.Stats { return engine.Stats() })
+	engine, err := webhooks.NewEngine(webhooks.EngineConfig{
+		Store: s.store, Client: webhooks.NewClient(s.cfg.WebhooksAllowPrivate), Node: s.node().ID,
+		Logger: s.logger.With("component", "webhooks"), Observe: observe,
+	})
+	if err != nil {
+		return err
+	}
+	s.tailer.Listen(engine.Listen)
+	s.background.Go(func() { engine.Run(bgCtx) })
+	return nil
 }
 
 // node says which server this is in /events/debug: its host and process, its store
