@@ -108,6 +108,18 @@ func (w *worker) reload(ctx context.Context) {
 	w.use(h)
 }
 
+// changedSince reads the endpoint from the store, and takes it up if a change made
+// it another revision since the worker read it. The engine hands the worker every
+// change soon, but the change's event may come first.
+func (w *worker) changedSince(ctx context.Context) bool {
+	h, err := w.e.store.Webhook(ctx, w.id)
+	if err != nil || h.Revision == w.h.Revision {
+		return false
+	}
+	w.use(h)
+	return true
+}
+
 func (w *worker) run(ctx context.Context) {
 	w.use(w.next.Load())
 	for ctx.Err() == nil {
@@ -154,6 +166,9 @@ func (w *worker) deliverAll(ctx context.Context, batch []*tasks.Record) {
 	for _, r := range batch {
 		if ctx.Err() != nil || len(w.changed) > 0 {
 			return
+		}
+		if r.Type == tasks.EventWebhookUpdated && w.changedSince(ctx) {
+			return // it may be this endpoint's change: deliver what follows as changed
 		}
 		if !matches(&w.filter, r) {
 			w.h.State.Cursor = r.Seq
@@ -339,7 +354,7 @@ func (w *worker) send(ctx context.Context, r *tasks.Record, at time.Time) (statu
 	if err != nil {
 		if ue, ok := errors.AsType[*url.Error](err); ok {
 			if ue.Timeout() {
-				return 0, 0, fmt.Sprintf("no answer within %s", Timeout)
+				return 0, 0, fmt.Sprintf("no answer within %s", w.e.client.Timeout)
 			}
 			return 0, 0, ue.Err.Error()
 		}
