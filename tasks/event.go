@@ -19,10 +19,15 @@ const (
 	EventFileChanged EventType = "file_changed"
 	// EventTaskNoteAdded: a note was added to the task's thread (see Note).
 	EventTaskNoteAdded EventType = "task_note_added"
+
+	EventWebhookCreated EventType = "webhook_created"
+	EventWebhookUpdated EventType = "webhook_updated"
+	EventWebhookDeleted EventType = "webhook_deleted"
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged, EventTaskNoteAdded}
+var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged, EventTaskNoteAdded,
+	EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted}
 
 // Source says through which door a change came in.
 type Source string
@@ -45,7 +50,9 @@ var Sources = []Source{SourceREST, SourceMCP, SourceFileWatch, SourceSystem}
 // if anything. A file_changed event has no task: File says which file changed and how,
 // where the others have Task. A task_note_added event carries the note in AddedNote,
 // whose JSON is the event's "note"; a task_deleted event says in NotesDeleted how many
-// notes went with the task.
+// notes went with the task. A webhook event has Webhook instead of Task: the endpoint
+// after the change (its last state for webhook_deleted), without its secret, as
+// package webhooks encodes it.
 type Event struct {
 	Seq     int64                         `json:"seq"`
 	Type    EventType                     `json:"type"`
@@ -57,6 +64,7 @@ type Event struct {
 	Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
 	Note    string                        `json:"note,omitempty"`
 	File    *FileChange                   `json:"file,omitempty"`
+	Webhook json.RawMessage               `json:"webhook,omitempty"`
 
 	NotesDeleted *int  `json:"notes_deleted,omitempty"`
 	AddedNote    *Note `json:"-"` // encoded as "note" by wire

@@ -19,6 +19,7 @@ import (
 	"taskhub/mcptools"
 	"taskhub/tasks"
 	"taskhub/web"
+	"taskhub/webhooks"
 )
 
 // Config is what a Server is built from: everything `taskhub serve` takes from its
@@ -64,6 +65,9 @@ type Config struct {
 	OAuthIssuer     string
 	PublicURL       string
 	OAuthActorClaim string
+	// WebhooksAllowPrivate lets webhook endpoints target loopback, link-local and
+	// private addresses.
+	WebhooksAllowPrivate bool
 	// Logger gets the server's logs; nil discards them.
 	Logger *slog.Logger
 	// ShutdownGrace bounds how long Close waits for the requests in flight before it
@@ -135,6 +139,7 @@ type Server struct {
 
 	store    store
 	tailer   *tasks.Tailer
+	webhooks *webhooks.Service
 	hub      *broadcaster.Hub
 	mcp      *mcptools.Server
 	http     *http.Server
@@ -218,9 +223,14 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	})
 	metrics.WatchHub(s.hub.Stats)
 	service := tasks.NewService(s.store)
+	s.webhooks = webhooks.NewService(webhooks.Config{Store: s.store, Vocabulary: api.StreamVocabulary(), AllowPrivate: cfg.WebhooksAllowPrivate})
 	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller, Track: track})
 	// Before anything can change the log: the file watchers below, or a client.
 	if err := s.followLog(ctx, bgCtx); err != nil {
+		return err
+	}
+
+	if err := s.deliverWebhooks(bgCtx, metrics); err != nil {
 		return err
 	}
 
@@ -249,6 +259,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service:     service,
+			Webhooks:    s.webhooks,
 			Health:      health(s.store),
 			Logger:      s.logger.With("component", "api"),
 			Stream:      s.hub,
@@ -316,6 +327,23 @@ func (s *Server) followLog(ctx, bgCtx context.Context) error {
 	tailer, err := tailLog(ctx, bgCtx, &s.background, s.store, s.hub, s.mcp.TaskChanged, s.logger.With("component", "tailer"))
 	s.tailer = tailer
 	return err
+}
+
+// deliverWebhooks starts the delivery of the webhook endpoints, fed by the tailer,
+// until bgCtx ends.
+func (s *Server) deliverWebhooks(bgCtx context.Context, metrics *api.Metrics) error {
+	var engine *webhooks.Engine
+	observe := metrics.WatchWebhooks(func() webhooks.Stats { return engine.Stats() })
+	engine, err := webhooks.NewEngine(webhooks.EngineConfig{
+		Store: s.store, Client: webhooks.NewClient(s.cfg.WebhooksAllowPrivate), Node: s.node().ID,
+		Logger: s.logger.With("component", "webhooks"), Observe: observe,
+	})
+	if err != nil {
+		return err
+	}
+	s.tailer.Listen(engine.Listen)
+	s.background.Go(func() { engine.Run(bgCtx) })
+	return nil
 }
 
 // node says which server this is in /events/debug: its host and process, its store

@@ -205,9 +205,10 @@ const pruneLock int64 = 0x7461736b68756202 // "taskhub" and 2
 
 // PruneEvents deletes the events older than before, and returns how many it deleted.
 // Seqs are never given again: a client that asks for a pruned one learns that the
-// history was truncated. Events are written in time order, so the oldest to keep is
-// found by walking seqs up from the oldest, not by scanning every event's time. One
-// node prunes at a time: while another holds the lock, PruneEvents deletes nothing
+// history was truncated. Events that an enabled webhook endpoint has yet to handle
+// are kept (tasks.WebhookStore). Events are written in time order, so the oldest to
+// keep is found by walking seqs up from the oldest, not by scanning every event's
+// time. One node prunes at a time: while another holds the lock, PruneEvents deletes nothing
 // and returns 0, the other node doing the work.
 func (db *DB) PruneEvents(ctx context.Context, before time.Time) (n int64, err error) {
 	conn, err := db.pool.Acquire(ctx)
@@ -236,13 +237,12 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (n int64, err e
 		return 0, fmt.Errorf("prune events: %w", mapError(err))
 	}
 	for {
-		tag, err := conn.Exec(ctx, `DELETE FROM events WHERE seq IN
-			(SELECT seq FROM events WHERE seq < $1 ORDER BY seq LIMIT $2)`, keep, pruneChunk)
+		deleted, err := pruneChunkTx(ctx, conn.Conn(), keep)
 		if err != nil {
 			return n, fmt.Errorf("prune events: %w", mapError(err))
 		}
-		n += tag.RowsAffected()
-		if tag.RowsAffected() < pruneChunk {
+		n += deleted
+		if deleted < pruneChunk {
 			return n, nil
 		}
 	}

@@ -289,7 +289,8 @@ func (db *DB) FirstSeq(ctx context.Context) (int64, error) {
 // never holds up other writes for long.
 const pruneChunk = 5000
 
-// PruneEvents deletes the events older than before, and returns how many it deleted.
+// PruneEvents deletes the events older than before, and returns how many it deleted,
+// keeping those an enabled webhook endpoint has yet to handle (tasks.WebhookStore).
 // Seqs are never given again: a client that asks for a pruned one learns that the
 // history was truncated. Events are written in time order, so the oldest to keep is
 // found by walking seqs up from the oldest, not by scanning every event's time.
@@ -306,7 +307,7 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) 
 		var n int64
 		err := db.Write(ctx, func(tx tasks.Tx) error {
 			res, err := tx.(*writeTx).exec(`DELETE FROM events WHERE seq IN
-				(SELECT seq FROM events WHERE seq < ? ORDER BY seq LIMIT ?)`, keep, pruneChunk)
+				(SELECT seq FROM events WHERE seq < ? AND `+pruneBound+` ORDER BY seq LIMIT ?)`, keep, pruneChunk)
 			if err != nil {
 				return err
 			}
