@@ -17,10 +17,13 @@ const (
 	EventTaskUpdated EventType = "task_updated"
 	EventTaskDeleted EventType = "task_deleted"
 	EventFileChanged EventType = "file_changed"
+	// EventTaskLeaseRenewed is a claim's lease renewed: no new version of the task,
+	// only its lease_expires_at moved on (see Service.Heartbeat).
+	EventTaskLeaseRenewed EventType = "task_lease_renewed"
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged}
+var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged, EventTaskLeaseRenewed}
 
 // Source says through which door a change came in.
 type Source string
@@ -53,6 +56,8 @@ type Event struct {
 	Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
 	Note    string                        `json:"note,omitempty"`
 	File    *FileChange                   `json:"file,omitempty"`
+	// Reason says why the system made a change of its own, such as ReasonLeaseExpired.
+	Reason string `json:"reason,omitempty"`
 
 	before *Task // the task before the change, for Match; nil but for task_updated
 }
@@ -162,6 +167,9 @@ func diff(old, new *Task) (map[string][2]json.RawMessage, error) {
 		{"parent_id", old.ParentID, new.ParentID},
 		{"depends_on", old.DependsOn, new.DependsOn},
 		{"due_at", old.DueAt, new.DueAt},
+		{"lease_expires_at", old.LeaseExpiresAt, new.LeaseExpiresAt},
+		{"progress", old.Progress, new.Progress},
+		{"progress_message", old.ProgressMessage, new.ProgressMessage},
 	}
 	changes := make(map[string][2]json.RawMessage)
 	for _, f := range fields {

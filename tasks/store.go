@@ -54,6 +54,9 @@ type Store interface {
 	Committed() <-chan struct{}
 	// PruneEvents deletes the events older than before, and returns how many.
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+	// NextLease returns the earliest lease_expires_at of any task, nil when no task
+	// holds a lease. It reads an index: its cost does not grow with the leases held.
+	NextLease(ctx context.Context) (*Time, error)
 }
 
 // Tx is the view of a write transaction that the Service works through. Its methods
@@ -78,4 +81,10 @@ type Tx interface {
 	// NextReady returns the task that q selects first (see ReadyQuery), or nil when
 	// none is ready.
 	NextReady(q ReadyQuery) (*Task, error)
+	// DueLeases returns up to limit tasks whose lease_expires_at is at or before by,
+	// earliest first, each as it is now and held for this transaction like Task's:
+	// what a concurrent Write changed is seen, and a task that another Write holds is
+	// left out rather than waited for (another node expiring it, or its holder
+	// renewing it), so that two nodes expiring leases at once never take the same one.
+	DueLeases(by Time, limit int) ([]*Task, error)
 }
