@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"Committed", testCommitted},
 		{"Prune", testPrune},
 	}
+	cases = append(cases, leaseCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
