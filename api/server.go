@@ -93,6 +93,10 @@ func New(cfg Config) http.Handler {
 	e.PATCH("/api/tasks/:id", h.updateTask)
 	e.DELETE("/api/tasks/:id", h.deleteTask)
 	get("/api/tasks/:id/events", h.taskEvents)
+	e.POST("/api/tasks/claim", h.claimNext)
+	e.POST("/api/tasks/:id/claim", h.claimTask)
+	e.POST("/api/tasks/:id/heartbeat", h.heartbeat)
+	e.POST("/api/tasks/:id/release", h.release)
 	get("/api/events", h.events)
 	get("/api/vocabulary", h.vocabulary)
 	if cfg.Stream != nil {
