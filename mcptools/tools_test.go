@@ -144,6 +144,7 @@ func TestToolsList(t *testing.T) {
 		"create_task": {}, "get_task": {readOnly: true, idempotent: true}, "list_tasks": {readOnly: true, idempotent: true},
 		"update_task": {destructive: true, idempotent: true}, "update_task_status": {idempotent: true},
 		"delete_task": {destructive: true, idempotent: true}, "claim_task": {}, "list_events": {readOnly: true, idempotent: true},
+		"heartbeat_task": {}, "release_task": {idempotent: true}, "report_progress": {idempotent: true},
 	}
 	if len(res.Tools) != len(wants) {
 		t.Errorf("%d tools, want %d", len(res.Tools), len(wants))
@@ -438,8 +439,8 @@ func TestSchemasPortable(t *testing.T) {
 			t.Errorf("%s: a schema is missing", tool.Name)
 		}
 	}
-	if len(tools) != 8 {
-		t.Errorf("%d tools walked, want 8", len(tools))
+	if len(tools) != 11 {
+		t.Errorf("%d tools walked, want 11", len(tools))
 	}
 }
 
