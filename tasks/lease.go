@@ -81,7 +81,7 @@ func leaseRules(t *Task, c cause, now time.Time) {
 // the lease and it still runs: any change the holder makes is a sign of life. It
 // reports whether it did.
 func renew(old, next *Task, actor Actor, now time.Time) bool {
-	if old.LeaseExpiresAt == nil || next.LeaseExpiresAt != old.LeaseExpiresAt || next.LeaseLength <= 0 ||
+	if old.LeaseExpiresAt == nil || next.LeaseExpiresAt == nil || next.LeaseLength <= 0 ||
 		old.Assignee != actor.Name || next.Assignee != actor.Name || !now.Before(old.LeaseExpiresAt.Time) {
 		return false
 	}

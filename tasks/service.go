@@ -282,7 +282,8 @@ type ClaimRequest struct {
 // that two callers never get the same task. With req.TaskID the task must be ready
 // for the caller (see Ready); otherwise the error says why (EConflict). Without it,
 // Claim takes the first ready task by priority, then age (see Tx.NextReady), and
-// returns an ENotFound error when none is ready.
+// returns an ENotFound error when none is ready. The claim gives the caller a lease
+// on the task (see lease.go).
 func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 	actor := ActorFrom(ctx)
 	if actor.Name == "" {
