@@ -38,7 +38,7 @@ const expireBatch = 100
 
 // WithClaimLease sets the lease of a claim whose caller asks for none, d: any length
 // from a microsecond (the precision of every time the store keeps) up; a shorter d
-// leaves DefaultClaimLease.
+// changes nothing.
 func WithClaimLease(d time.Duration) Option {
 	return func(s *Service) {
 		if d >= time.Microsecond {
