@@ -98,6 +98,10 @@ func New(cfg Config) http.Handler {
 	get("/api/tasks/:id/events", h.taskEvents)
 	e.POST("/api/tasks/:id/notes", h.addNote)
 	get("/api/tasks/:id/notes", h.listNotes)
+	e.POST("/api/tasks/claim", h.claimNext)
+	e.POST("/api/tasks/:id/claim", h.claimTask)
+	e.POST("/api/tasks/:id/heartbeat", h.heartbeat)
+	e.POST("/api/tasks/:id/release", h.release)
 	get("/api/events", h.events)
 	get("/api/vocabulary", h.vocabulary)
 	if cfg.Webhooks != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -235,15 +234,6 @@ func (h webhookHandlers) delete(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// optionalBody reads r's body, which may be empty, and reports whether it is not.
-func optionalBody(r *http.Request) (io.Reader, bool, error) {
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, r.Body); err != nil {
-		return nil, false, bodyError(err)
-	}
-	return &buf, len(bytes.TrimSpace(buf.Bytes())) > 0, nil
-}
-
 func (h webhookHandlers) rotate(c echo.Context) error {
 	if _, err := params(c, broadcaster.Params{}); err != nil {
 		return err
@@ -252,24 +242,15 @@ func (h webhookHandlers) rotate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, ok, err := optionalBody(c.Request())
+	var secret string
+	err = optionalBody(c, func(name string, v json.RawMessage) error {
+		if name == "secret" {
+			return decodeJSON(name, v, "a string", &secret)
+		}
+		return invalid(name, fmt.Sprintf("unknown field %q; the body may give only secret", name))
+	})
 	if err != nil {
 		return err
-	}
-	var secret string
-	if ok {
-		if err := requireJSON(c.Request(), echo.MIMEApplicationJSON); err != nil {
-			return err
-		}
-		err := decodeObject(body, func(name string, v json.RawMessage) error {
-			if name == "secret" {
-				return decodeJSON(name, v, "a string", &secret)
-			}
-			return invalid(name, fmt.Sprintf("unknown field %q; the body may give only secret", name))
-		})
-		if err != nil {
-			return err
-		}
 	}
 	e, err := h.svc.RotateSecret(withActor(c), id, secret)
 	if err != nil {

@@ -19,6 +19,9 @@ const (
 	EventFileChanged EventType = "file_changed"
 	// EventTaskNoteAdded: a note was added to the task's thread (see Note).
 	EventTaskNoteAdded EventType = "task_note_added"
+	// EventTaskLeaseRenewed is a claim's lease renewed: no new version of the task,
+	// only its lease_expires_at moved on (see Service.Heartbeat).
+	EventTaskLeaseRenewed EventType = "task_lease_renewed"
 
 	EventWebhookCreated EventType = "webhook_created"
 	EventWebhookUpdated EventType = "webhook_updated"
@@ -27,7 +30,7 @@ const (
 
 // EventTypes lists every event type.
 var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged, EventTaskNoteAdded,
-	EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted}
+	EventTaskLeaseRenewed, EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted}
 
 // Source says through which door a change came in.
 type Source string
@@ -68,6 +71,8 @@ type Event struct {
 
 	NotesDeleted *int  `json:"notes_deleted,omitempty"`
 	AddedNote    *Note `json:"-"` // encoded as "note" by wire
+	// Reason says why the system made a change of its own, such as ReasonLeaseExpired.
+	Reason string `json:"reason,omitempty"`
 
 	before *Task // the task before the change, for Match; nil but for task_updated
 }
@@ -177,6 +182,9 @@ func diff(old, new *Task) (map[string][2]json.RawMessage, error) {
 		{"parent_id", old.ParentID, new.ParentID},
 		{"depends_on", old.DependsOn, new.DependsOn},
 		{"due_at", old.DueAt, new.DueAt},
+		{"lease_expires_at", old.LeaseExpiresAt, new.LeaseExpiresAt},
+		{"progress", old.Progress, new.Progress},
+		{"progress_message", old.ProgressMessage, new.ProgressMessage},
 	}
 	changes := make(map[string][2]json.RawMessage)
 	for _, f := range fields {

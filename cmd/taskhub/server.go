@@ -58,6 +58,8 @@ type Config struct {
 	MaxMCPSessions int
 	// Watch are directories whose files' changes become file_changed events.
 	Watch []string
+	// ClaimLease is the lease of a claim that asks for none.
+	ClaimLease time.Duration
 	// OAuthIssuer, when set, makes the server an OAuth 2.1 resource server for the
 	// access tokens of that authorization server; PublicURL is then the server's own
 	// external URL (their audience), and OAuthActorClaim the claim that names the
@@ -86,6 +88,7 @@ func DefaultConfig() Config {
 		MaxMCPSessions:     mcptools.DefaultMaxSessions,
 		EventRetention:     7 * 24 * time.Hour,
 		ShutdownGrace:      10 * time.Second,
+		ClaimLease:         tasks.DefaultClaimLease,
 	}
 }
 
@@ -118,7 +121,7 @@ func (c *Config) check() error {
 	case c.ShutdownGrace < 0:
 		return fmt.Errorf("the shutdown grace must not be negative, got %s", c.ShutdownGrace)
 	}
-	return nil
+	return checkClaimLease(c.ClaimLease)
 }
 
 // mcpSessionShare is how many MCP sessions one caller may hold: half of them when
@@ -222,13 +225,14 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		Track:              track,
 	})
 	metrics.WatchHub(s.hub.Stats)
-	service := tasks.NewService(s.store)
+	service := tasks.NewService(s.store, tasks.WithClaimLease(cfg.ClaimLease))
 	s.webhooks = webhooks.NewService(webhooks.Config{Store: s.store, Vocabulary: api.StreamVocabulary(), AllowPrivate: cfg.WebhooksAllowPrivate})
 	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller, Track: track})
 	// Before anything can change the log: the file watchers below, or a client.
 	if err := s.followLog(ctx, bgCtx); err != nil {
 		return err
 	}
+	expireLeases(bgCtx, &s.background, service, s.tailer, s.logger.With("component", "leases"))
 
 	if err := s.deliverWebhooks(bgCtx, metrics); err != nil {
 		return err
