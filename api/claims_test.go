@@ -160,12 +160,12 @@ func TestClaimEndpoints(t *testing.T) {
 	for _, e := range events {
 		types = append(types, e.Type)
 	}
-	if want := "[task_created task_updated task_lease_renewed task_updated]"; fmt.Sprint(types) != want {
+	if want := "[task_created task_updated task_lease_renewed task_updated task_note_added]"; fmt.Sprint(types) != want {
 		t.Errorf("events %v, want %s", types, want)
 	}
 	_, _, raw := a.do(t, "GET", taskPath(high.ID)+"/events", nil, as("alice", false))
-	if !strings.Contains(string(raw), `"note":"blocked on credentials"`) {
-		t.Errorf("the release's note is not on its event: %s", raw)
+	if !strings.Contains(string(raw), `"author":"bob","time":`) || !strings.Contains(string(raw), `"text":"blocked on credentials"}`) {
+		t.Errorf("the release's note is not in the task's events: %s", raw)
 	}
 }
 

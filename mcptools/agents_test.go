@@ -51,11 +51,11 @@ func TestAgentTools(t *testing.T) {
 	for _, r := range records {
 		types = append(types, string(r.Type))
 	}
-	if want := "[task_created task_updated task_lease_renewed task_updated task_updated]"; fmt.Sprint(types) != want {
+	if want := "[task_created task_updated task_lease_renewed task_updated task_updated task_note_added]"; fmt.Sprint(types) != want {
 		t.Errorf("events %v, want %s", types, want)
 	}
-	if last := string(records[len(records)-1].Data); !strings.Contains(last, `"note":"the rest needs a key I lack"`) || !strings.Contains(last, `"actor":"claude-code"`) {
-		t.Errorf("release event %s", last)
+	if last := string(records[len(records)-1].Data); !strings.Contains(last, `"text":"the rest needs a key I lack"}`) || !strings.Contains(last, `"actor":"claude-code"`) {
+		t.Errorf("the release's note event %s", last)
 	}
 }
 

@@ -81,15 +81,18 @@ func testLeaseRoundTrip(t *testing.T, store tasks.Store) {
 	for i, e := range all {
 		types[i] = e.Type
 	}
-	want := []tasks.EventType{tasks.EventTaskCreated, tasks.EventTaskUpdated, tasks.EventTaskLeaseRenewed, tasks.EventTaskUpdated, tasks.EventTaskUpdated}
+	want := []tasks.EventType{tasks.EventTaskCreated, tasks.EventTaskUpdated, tasks.EventTaskLeaseRenewed, tasks.EventTaskUpdated, tasks.EventTaskUpdated, tasks.EventTaskNoteAdded}
 	if fmt.Sprint(types) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", types, want)
 	}
 	if e := all[2]; e.Task.Version != 2 || e.Task.LeaseExpiresAt == nil || len(e.Changes) != 1 || e.Changes["lease_expires_at"][0] == nil {
 		t.Errorf("renewal event %+v", e)
 	}
-	if e := all[4]; e.Note != "over to you" || e.Task.LeaseExpiresAt != nil {
+	if e := all[4]; e.Task.LeaseExpiresAt != nil || e.Task.Status != tasks.StatusTodo {
 		t.Errorf("release event %+v", e)
+	}
+	if e := all[5]; e.AddedNote == nil || e.AddedNote.Text != "over to you" || e.AddedNote.Author != "alice" {
+		t.Errorf("the release's note event %+v", e)
 	}
 }
 
