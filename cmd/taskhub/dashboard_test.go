@@ -770,3 +770,328 @@ func TestDashboardVocabulary(t *testing.T) {
 		t.Errorf("console: %s", p)
 	}
 }
+
+// noProblems fails the test for each console error and uncaught exception of the page.
+func (b *browser) noProblems(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		t.Errorf("console: %s", p)
+	}
+}
+
+// note is a task's note as the API answers it.
+type note struct {
+	ID     int64  `json:"id"`
+	TaskID int64  `json:"task_id"`
+	Author string `json:"author"`
+	Text   string `json:"text"`
+}
+
+// addNote adds a note with text to the task id through REST.
+func addNote(t *testing.T, base string, id int64, text string) note {
+	t.Helper()
+	body, err := json.Marshal(map[string]string{"text": text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n note
+	call(t, http.MethodPost, fmt.Sprintf("%s/api/tasks/%d/notes", base, id), string(body), http.StatusCreated, &n)
+	return n
+}
+
+// notesOfTask returns the whole thread of the task id, oldest first.
+func notesOfTask(t *testing.T, base string, id int64) []note {
+	t.Helper()
+	var page struct{ Notes []note }
+	call(t, http.MethodGet, fmt.Sprintf("%s/api/tasks/%d/notes?limit=500", base, id), "", http.StatusOK, &page)
+	return page.Notes
+}
+
+// shownNotes is a JavaScript expression for the ids of the notes the editor lists, in
+// their order.
+const shownNotes = `[...document.querySelectorAll('#notes-list .note')].map((li) => Number(li.dataset.noteId))`
+
+// TestDashboardNotes opens a task with more notes than a page in the editor: its
+// thread shows oldest first, a page at a time; a note added elsewhere while pages
+// remain unread waits for them (it comes after them), one added once the thread is
+// whole shows at once, and one added from the editor's box is stored and shown once,
+// though both the POST's answer and its event bring it.
+func TestDashboardNotes(t *testing.T) {
+	b := newBrowser(t)
+	dir := artifactDir(t)
+	base, _ := startServer(t)
+	id := createTask(t, base, `{"title":"Find why the CI run is flaky","assignee":"claude-code","project":"core","labels":["ci"]}`)
+	other := createTask(t, base, `{"title":"Another task","project":"core"}`)
+	var want []int64
+	for i := range 53 { // more than the editor's page of 50
+		want = append(want, addNote(t, base, id, fmt.Sprintf("Note %d: run %d of the suite failed on the fixture.", i+1, i+1)).ID)
+	}
+	addNote(t, base, other, "A note of another task")
+	ids := func() []int64 { return eval[[]int64](t, b, shownNotes) }
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.wait(t, 5*time.Second, "the board, live", `document.querySelector('#conn').dataset.state === 'live' && !!`+card(id))
+	b.do(t, "open the editor",
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-task-id="%d"] [data-action="edit"]`, id))),
+		chromedp.WaitVisible(chromedp.CSS(`#editor`)))
+	b.wait(t, 2*time.Second, "the thread's first page", `document.querySelectorAll('#notes-list .note').length === 50 && !document.querySelector('#notes-more').hidden`)
+	if got := ids(); !slices.Equal(got, want[:50]) {
+		t.Errorf("the first page shows notes %v, want the oldest 50 in order %v", got, want[:50])
+	}
+	if got := eval[string](t, b, `document.querySelector('#notes-list .note .note-text').textContent`); got != "Note 1: run 1 of the suite failed on the fixture." {
+		t.Errorf("the first note says %q", got)
+	}
+
+	// Added elsewhere while a page remains: it waits, and the button says so.
+	late := addNote(t, base, id, "Added while a page remains unread").ID
+	b.wait(t, 2*time.Second, "the button to count the new note", `document.querySelector('#notes-more').textContent.includes('1 new')`)
+	if got := ids(); !slices.Equal(got, want[:50]) {
+		t.Errorf("with a page unread, the thread shows %v, want the first page only", got)
+	}
+	b.do(t, "show more notes", chromedp.Click(chromedp.CSS(`#notes-more`)))
+	want = append(want, late)
+	wantJSON := func() string {
+		j, _ := json.Marshal(want)
+		return string(j)
+	}
+	b.wait(t, 2*time.Second, "the whole thread, in order", fmt.Sprintf(
+		`JSON.stringify(%s) === %q && document.querySelector('#notes-more').hidden && document.querySelector('#notes-count').textContent === "%d"`,
+		shownNotes, wantJSON(), len(want)))
+
+	// Once the thread is whole, a note added elsewhere shows at once, at its end.
+	want = append(want, addNote(t, base, id, "Added elsewhere, shown live").ID)
+	b.wait(t, 2*time.Second, "the live note at the end", fmt.Sprintf(`JSON.stringify(%s) === %q`, shownNotes, wantJSON()))
+
+	// From the editor's box: stored, with its author, and shown once when both the
+	// answer and the event have come.
+	const text = "Found it: the fixture needs TZ=UTC.\nFixing it in the CI config."
+	b.do(t, "add a note from the editor",
+		chromedp.SendKeys(chromedp.CSS(`#note-text`), text),
+		chromedp.Click(chromedp.CSS(`#note-form button[type="submit"]`)))
+	var stored []note
+	deadline := time.Now().Add(2 * time.Second)
+	for len(stored) <= len(want) && time.Now().Before(deadline) {
+		stored = notesOfTask(t, base, id)
+		if len(stored) <= len(want) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if len(stored) != len(want)+1 {
+		t.Fatalf("the task has %d notes after adding one from the editor, want %d", len(stored), len(want)+1)
+	}
+	mine := stored[len(stored)-1]
+	if mine.Text != text || mine.Author != "anonymous" {
+		t.Errorf("the note added from the editor is %+v, want text %q by anonymous", mine, text)
+	}
+	want = append(want, mine.ID)
+	seq := lastEventSeq(t, base)
+	b.wait(t, 2*time.Second, "the note's event in the activity feed", fmt.Sprintf(`!!document.querySelector('#activity [data-seq="%d"]')`, seq))
+	if got := ids(); !slices.Equal(got, want) {
+		t.Errorf("after adding a note from the editor the thread shows %v, want %v: each once, in order", got, want)
+	}
+	if got := eval[string](t, b, `document.querySelector('#notes-list .note:last-child .note-text').textContent`); got != text {
+		t.Errorf("the last note shown says %q, want %q", got, text)
+	}
+	if got := eval[string](t, b, `document.querySelector('#note-text').value`); got != "" {
+		t.Errorf("the note box keeps %q after the note was added", got)
+	}
+	if got := eval[string](t, b, fmt.Sprintf(`document.querySelector('#activity [data-seq="%d"] .changes').textContent`, seq)); !strings.HasPrefix(got, "Found it") {
+		t.Errorf("the activity feed shows the note as %q, want its text", got)
+	}
+
+	// An empty note is not sent.
+	b.do(t, "add an empty note",
+		chromedp.SetValue(chromedp.CSS(`#note-text`), "   "),
+		chromedp.Click(chromedp.CSS(`#note-form button[type="submit"]`)))
+	b.wait(t, time.Second, "the empty note refused", `(s => !s.hidden && s.textContent.includes('needs some text'))(document.querySelector('#notes-status'))`)
+	if n := len(notesOfTask(t, base, id)); n != len(want) {
+		t.Errorf("after an empty note the task has %d notes, want %d", n, len(want))
+	}
+	b.do(t, "clear the note box", chromedp.Evaluate[chromedp.Void](`document.querySelector('#note-text').value = ''`))
+
+	b.do(t, "scroll the thread to its end", chromedp.Evaluate[chromedp.Void](`(l => { l.scrollTop = l.scrollHeight; })(document.querySelector('#notes-list'))`))
+	b.screenshot(t, dir, "dashboard-notes.png", 1440, 1000, false, false)
+	b.screenshot(t, dir, "dashboard-notes-dark.png", 1440, 1000, true, false)
+	b.screenshot(t, dir, "dashboard-notes-phone.png", 390, 844, false, false)
+
+	// Another task's thread: its own note only.
+	b.do(t, "open the other task",
+		chromedp.Click(chromedp.CSS(`#edit-task [data-action="cancel"]`)),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-task-id="%d"] [data-action="edit"]`, other))),
+		chromedp.WaitVisible(chromedp.CSS(`#editor`)))
+	b.wait(t, 2*time.Second, "the other task's thread", `document.querySelectorAll('#notes-list .note').length === 1 && document.querySelector('#notes-more').hidden &&
+		document.querySelector('#notes-list .note-text').textContent === 'A note of another task'`)
+	b.noProblems(t)
+}
+
+// logEvent is what the chart's tests read of an event of the log.
+type logEvent struct {
+	Seq  int64  `json:"seq"`
+	Type string `json:"type"`
+	Task *struct {
+		Project string `json:"project"`
+	} `json:"task"`
+	Changes map[string][2]json.RawMessage `json:"changes"`
+}
+
+// logEvents returns the whole event log (up to 1,000 events).
+func logEvents(t *testing.T, base string) []logEvent {
+	t.Helper()
+	var page struct{ Events []logEvent }
+	call(t, http.MethodGet, base+"/api/events?after=0&limit=1000", "", http.StatusOK, &page)
+	return page.Events
+}
+
+// countByType counts events by type.
+func countByType(events []logEvent) map[string]int {
+	n := map[string]int{}
+	for _, e := range events {
+		n[e.Type]++
+	}
+	return n
+}
+
+// chartCounts is a JavaScript expression for the chart's bars summed by type.
+const chartCounts = `[...document.querySelectorAll('#chart rect.bar')].reduce((m, r) => (m[r.dataset.type] = (m[r.dataset.type] || 0) + Number(r.dataset.count), m), {})`
+
+// waitChart waits until the chart's bars count want by type.
+func waitChart(t *testing.T, b *browser, what string, want map[string]int) {
+	t.Helper()
+	j, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.wait(t, 3*time.Second, what, fmt.Sprintf(
+		`(got => { const want = %s; return Object.keys(want).length === Object.keys(got).length && Object.entries(want).every(([k, v]) => got[k] === v); })(%s)`,
+		j, chartCounts))
+}
+
+// TestDashboardChart checks the chart of events per minute: filled from the log when
+// the page loads, then counting the stream, each event once and by its type; under a
+// filter, only the events the stream sends; and, through a proxy whose vocabulary
+// makes the page's pages small, that it reads no more than its bound of pages and says
+// how far back it read.
+func TestDashboardChart(t *testing.T) {
+	b := newBrowser(t)
+	dir := artifactDir(t)
+	base, _ := startServer(t)
+	core := createTask(t, base, `{"title":"Chart the events","project":"core"}`)
+	moved := createTask(t, base, `{"title":"Moves to site","project":"core"}`)
+	site := createTask(t, base, `{"title":"Site work","project":"site"}`)
+	patchTask(t, base, core, `{"status":"in_progress"}`)
+	patchTask(t, base, moved, `{"project":"site"}`)
+	addNote(t, base, core, "Started on the chart")
+	call(t, http.MethodDelete, fmt.Sprintf("%s/api/tasks/%d", base, site), "", http.StatusNoContent, nil)
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.wait(t, 5*time.Second, "the board, live", `document.querySelector('#conn').dataset.state === 'live'`)
+	waitChart(t, b, "the chart filled from the log", countByType(logEvents(t, base)))
+
+	// Live: counted from the stream, once each.
+	patchTask(t, base, core, `{"status":"review"}`)
+	createTask(t, base, `{"title":"Made while the chart looks","project":"core"}`)
+	addNote(t, base, core, "Ready for review")
+	addNote(t, base, moved, "Moved on")
+	waitChart(t, b, "the chart counting the stream", countByType(logEvents(t, base)))
+	if n := eval[int](t, b, `document.querySelectorAll('#chart g.minute').length`); n < 1 || n > 2 {
+		t.Errorf("the chart has bars in %d minutes, want the one or two this test ran in", n)
+	}
+	total := eval[int](t, b, `[...document.querySelectorAll('#chart g.minute')].reduce((n, g) => n + Number(g.dataset.total), 0)`)
+	if want := len(logEvents(t, base)); total != want {
+		t.Errorf("the chart's minutes add up to %d events, want %d", total, want)
+	}
+	if h := eval[float64](t, b, `Math.max(...[...document.querySelectorAll('#chart rect.bar')].map((r) => r.getBoundingClientRect().height))`); h < 10 {
+		t.Errorf("the chart's tallest bar is %.1f px high: not drawn", h)
+	}
+	b.do(t, "scroll to the chart", chromedp.Evaluate[chromedp.Void](`document.querySelector('#chart-panel').scrollIntoView()`))
+	b.screenshot(t, dir, "dashboard-chart.png", 1440, 1000, false, true)
+	b.screenshot(t, dir, "dashboard-chart-dark.png", 1440, 1000, true, true)
+
+	// Under a filter, the stream sends the events of that project's tasks, also those
+	// that moved a task out of it, and the fill counts the same.
+	b.do(t, "open the board of project core", chromedp.Navigate(base+"/?project=core"))
+	coreEvents := func() map[string]int {
+		var keep []logEvent
+		for _, e := range logEvents(t, base) {
+			was := ""
+			if c, ok := e.Changes["project"]; ok {
+				_ = json.Unmarshal(c[0], &was)
+			}
+			if e.Task != nil && (e.Task.Project == "core" || was == "core") {
+				keep = append(keep, e)
+			}
+		}
+		return countByType(keep)
+	}
+	waitChart(t, b, "the chart of project core", coreEvents())
+	createTask(t, base, `{"title":"Not core","project":"site"}`)
+	createTask(t, base, `{"title":"Core again","project":"core"}`)
+	waitChart(t, b, "the chart of project core, live", coreEvents())
+
+	// Bounded: through a proxy that says the server's largest page is 5 events, the
+	// page reads at most its 10 pages back from the end, 50 events, and says so.
+	for i := range 60 {
+		patchTask(t, base, core, fmt.Sprintf(`{"description":"change %d"}`, i))
+	}
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	var (
+		mu    sync.Mutex
+		reads []string
+	)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/events" {
+			mu.Lock()
+			reads = append(reads, r.URL.RawQuery)
+			mu.Unlock()
+		}
+		if r.URL.Path != "/api/vocabulary" {
+			forward.ServeHTTP(w, r)
+			return
+		}
+		var v map[string]any
+		resp, err := http.Get(base + "/api/vocabulary")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&v)
+			resp.Body.Close()
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		v["limits"].(map[string]any)["events_limit"] = 5
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(v); err != nil {
+			t.Errorf("proxy: answer the vocabulary: %v", err)
+		}
+	}))
+	t.Cleanup(func() {
+		proxy.CloseClientConnections()
+		proxy.Close()
+	})
+	all := logEvents(t, base)
+	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(proxy.URL))
+	waitChart(t, b, "the chart of the last 50 events", countByType(all[len(all)-50:]))
+	b.wait(t, time.Second, "the chart to say how far back it read", `document.querySelector('#chart-box').textContent.includes('read back to')`)
+	mu.Lock()
+	got := slices.Clone(reads)
+	mu.Unlock()
+	if len(got) > 12 { // where the log ends, where it starts, 10 pages
+		t.Errorf("the page read /api/events %d times: %q, want at most 12", len(got), got)
+	}
+	for _, q := range got {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := v.Get("limit"); l != "1" && l != "5" {
+			t.Errorf("the page read /api/events?%s: a page over the vocabulary's limit of 5", q)
+		}
+	}
+	b.noProblems(t)
+}
