@@ -652,6 +652,47 @@ func checkBoard(t *testing.T, b *browser, v vocabularyOf, list []boardTask) boar
 	return got
 }
 
+// proxyVocabulary serves base through a proxy, and returns its URL: GET
+// /api/vocabulary answers the server's vocabulary changed by edit; every request is
+// first shown to seen, when not nil, which may hold it up.
+func proxyVocabulary(t *testing.T, base string, edit func(v map[string]any), seen func(r *http.Request)) string {
+	t.Helper()
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if seen != nil {
+			seen(r)
+		}
+		if r.URL.Path != "/api/vocabulary" {
+			forward.ServeHTTP(w, r)
+			return
+		}
+		var v map[string]any
+		resp, err := http.Get(base + "/api/vocabulary")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&v)
+			resp.Body.Close()
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		edit(v)
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(v); err != nil {
+			t.Errorf("proxy: answer the vocabulary: %v", err)
+		}
+	}))
+	t.Cleanup(func() {
+		proxy.CloseClientConnections() // the page's stream, which would hold Close up
+		proxy.Close()
+	})
+	return proxy.URL
+}
+
 // TestDashboardVocabulary checks that the board is built from GET /api/vocabulary, not
 // from a copy in the page: first against the server's own, then through a proxy that
 // answers another one (statuses and priorities reordered, and one of each that the
@@ -715,37 +756,10 @@ func TestDashboardVocabulary(t *testing.T) {
 		Statuses:   append([]string{"triage"}, reversed(vocab.Statuses)...),
 		Priorities: append([]string{"someday"}, reversed(vocab.Priorities)...),
 	}
-	target, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forward := httputil.NewSingleHostReverseProxy(target)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/vocabulary" {
-			forward.ServeHTTP(w, r)
-			return
-		}
-		var v map[string]any
-		resp, err := http.Get(base + "/api/vocabulary")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
+	proxy := proxyVocabulary(t, base, func(v map[string]any) {
 		v["statuses"], v["priorities"] = other.Statuses, other.Priorities
-		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(v); err != nil {
-			t.Errorf("proxy: answer the vocabulary: %v", err)
-		}
-	}))
-	t.Cleanup(func() {
-		proxy.CloseClientConnections() // the page's stream, which would hold Close up
-		proxy.Close()
-	})
-	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(proxy.URL))
+	}, nil)
+	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(proxy))
 	b.wait(t, 5*time.Second, "the board through the proxy, live", fmt.Sprintf(
 		`document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#board .card').length === %d`, len(list)))
 	got := checkBoard(t, b, other, list)
@@ -1030,52 +1044,54 @@ func TestDashboardChart(t *testing.T) {
 	createTask(t, base, `{"title":"Core again","project":"core"}`)
 	waitChart(t, b, "the chart of project core, live", coreEvents())
 
+	// The fill races the stream: changes made after the page's snapshot, while its
+	// first read of the log is held up, come both in the fill's pages and the stream.
+	// Each counts once.
+	held, release := make(chan struct{}), make(chan struct{})
+	var hold sync.Once
+	racing := proxyVocabulary(t, base, func(map[string]any) {}, func(r *http.Request) {
+		if r.URL.Path == "/api/events" && r.URL.Query().Get("after") == "0" {
+			hold.Do(func() {
+				close(held)
+				select {
+				case <-release:
+				case <-time.After(10 * time.Second):
+				}
+			})
+		}
+	})
+	b.do(t, "open the dashboard with its fill held up", chromedp.Navigate(racing))
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the page did not read the log for its chart")
+	}
+	addNote(t, base, core, "Made while the chart's fill waits")
+	patchTask(t, base, core, `{"priority":"high"}`)
+	b.wait(t, 2*time.Second, "the stream's events in the activity feed", fmt.Sprintf(`!!document.querySelector('#activity [data-seq="%d"]')`, lastEventSeq(t, base)))
+	close(release)
+	waitChart(t, b, "the chart after the held fill, each event once", countByType(logEvents(t, base)))
+
 	// Bounded: through a proxy that says the server's largest page is 5 events, the
 	// page reads at most its 10 pages back from the end, 50 events, and says so.
 	for i := range 60 {
 		patchTask(t, base, core, fmt.Sprintf(`{"description":"change %d"}`, i))
 	}
-	target, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forward := httputil.NewSingleHostReverseProxy(target)
 	var (
 		mu    sync.Mutex
 		reads []string
 	)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	bounded := proxyVocabulary(t, base, func(v map[string]any) {
+		v["limits"].(map[string]any)["events_limit"] = 5
+	}, func(r *http.Request) {
 		if r.URL.Path == "/api/events" {
 			mu.Lock()
 			reads = append(reads, r.URL.RawQuery)
 			mu.Unlock()
 		}
-		if r.URL.Path != "/api/vocabulary" {
-			forward.ServeHTTP(w, r)
-			return
-		}
-		var v map[string]any
-		resp, err := http.Get(base + "/api/vocabulary")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		v["limits"].(map[string]any)["events_limit"] = 5
-		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(v); err != nil {
-			t.Errorf("proxy: answer the vocabulary: %v", err)
-		}
-	}))
-	t.Cleanup(func() {
-		proxy.CloseClientConnections()
-		proxy.Close()
 	})
 	all := logEvents(t, base)
-	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(proxy.URL))
+	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(bounded))
 	waitChart(t, b, "the chart of the last 50 events", countByType(all[len(all)-50:]))
 	b.wait(t, time.Second, "the chart to say how far back it read", `document.querySelector('#chart-box').textContent.includes('read back to')`)
 	mu.Lock()
