@@ -8,7 +8,7 @@ import { h, clock, eventWord } from './board.js';
 const SVG = 'http://www.w3.org/2000/svg';
 const MINUTE = 60000;
 const WINDOW = 60; // minutes shown
-const COLORS = 8; // series colours in app.css, --series-0 … --series-7
+const COLORS = 10; // series colours in app.css, --series-0 … --series-9
 
 /** minuteOf is the minute (since the epoch) of an RFC 3339 time, or NaN. */
 function minuteOf(iso) {
