@@ -392,8 +392,12 @@ function drawSoon() {
 }
 
 function drawAgents() {
+  const box = $('#agents');
   const list = holders(state.tasks);
-  $('#agents').replaceChildren(...renderAgents(list, state.seen, Date.now()));
+  // Keep the keyboard on the task it was on.
+  const focused = box.contains(document.activeElement) ? document.activeElement.closest('[data-task-id]')?.dataset.taskId : null;
+  box.replaceChildren(...renderAgents(list, state.seen, Date.now()));
+  if (focused) box.querySelector(`[data-task-id="${focused}"] [data-action="edit"]`)?.focus();
   $('#agents-empty').hidden = list.length > 0;
 }
 
