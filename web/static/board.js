@@ -90,7 +90,6 @@ export function renderLease(expires, holder, now) {
   return h(
     'span',
     { class: 'lease', dataset: { expires, state: leaseState(expires, now) }, title: `${holder} holds the claim; its lease runs out at ${clock(expires)} unless renewed` },
-    h('span', { class: 'lease-icon', 'aria-hidden': 'true' }, '⏱'),
     h('span', { class: 'lease-left' }, leaseLeft(expires, now)),
     ' left',
   );
@@ -163,7 +162,7 @@ export function renderCard(t, tasks, statuses, now) {
                 'span',
                 { class: leased ? 'assignee holder' : 'assignee', title: leased ? 'Holds the claim' : 'Assignee' },
                 h('span', { class: 'avatar', 'aria-hidden': 'true' }, t.assignee.slice(0, 1).toUpperCase()),
-                t.assignee,
+                h('span', { class: 'name' }, t.assignee),
               )
             : null,
           leased ? renderLease(t.lease_expires_at, t.assignee || 'Nobody', now) : null,
