@@ -23,6 +23,7 @@ func TestImportRules(t *testing.T) {
 		"taskhub/tasks/filewatch":     {"taskhub/api", "taskhub/mcptools", "taskhub/broadcaster", "taskhub/web", "taskhub/tasks/sqlite"},
 		"taskhub/api":                 {"taskhub/tasks/sqlite", "taskhub/mcptools", "modernc.org/sqlite"},
 		"taskhub/mcptools":            {"taskhub/tasks/sqlite", "taskhub/api", "modernc.org/sqlite"},
+		"taskhub/webhooks":            {"taskhub/api", "taskhub/mcptools", "taskhub/web", "taskhub/tasks/sqlite", "taskhub/tasks/postgres"},
 	}
 	for pkg := range strings.FieldsSeq(string(out)) {
 		deps, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", pkg).Output()

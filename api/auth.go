@@ -234,7 +234,7 @@ func Caller(ctx context.Context) (string, bool) {
 func requiredScope(method, path string) (string, bool) {
 	under := func(prefix string) bool { return path == prefix || strings.HasPrefix(path, prefix+"/") }
 	switch {
-	case under("/events/debug"), under("/metrics"), under("/mcp/sessions"):
+	case under("/events/debug"), under("/metrics"), under("/mcp/sessions"), under("/api/webhooks"):
 		return ScopeAdmin, true
 	case under("/mcp"):
 		// One POST may read or change; the transport cannot tell which.

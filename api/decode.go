@@ -108,6 +108,7 @@ func bodyError(err error) error {
 // readOnlyFields are task fields a client sees but never sets.
 var readOnlyFields = map[string]bool{
 	"id": true, "version": true, "created_at": true, "updated_at": true, "created_by": true, "updated_by": true,
+	"lease_expires_at": true,
 }
 
 // decodeUpdate reads a task body: all of a new task's fields for POST, a JSON merge
@@ -138,6 +139,10 @@ func decodeUpdate(body io.Reader) (tasks.Update, error) {
 			return decodeField(name, v, "a task id or null", &u.ParentID)
 		case "due_at":
 			return decodeField(name, v, "an RFC 3339 time or null", &u.DueAt)
+		case "progress":
+			return decodeRequired(name, v, null, fmt.Sprintf("an integer from 0 to %d", tasks.MaxProgress), &u.Progress)
+		case "progress_message":
+			return decodeField(name, v, "a string or null", &u.ProgressMessage)
 		}
 		if readOnlyFields[name] {
 			return invalid(name, fmt.Sprintf("field %q is set by the server and cannot be given", name))

@@ -14,6 +14,7 @@ import (
 
 	"taskhub/broadcaster"
 	"taskhub/tasks"
+	"taskhub/webhooks"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -22,6 +23,8 @@ import (
 // Config is what the server is built from.
 type Config struct {
 	Service *tasks.Service
+	// Webhooks serves /api/webhooks (admin scope); not served when nil.
+	Webhooks *webhooks.Service
 	// Health, if set, tells /healthz whether the database answers: an error makes it
 	// 503 unavailable.
 	Health  func(context.Context) error
@@ -95,8 +98,15 @@ func New(cfg Config) http.Handler {
 	get("/api/tasks/:id/events", h.taskEvents)
 	e.POST("/api/tasks/:id/notes", h.addNote)
 	get("/api/tasks/:id/notes", h.listNotes)
+	e.POST("/api/tasks/claim", h.claimNext)
+	e.POST("/api/tasks/:id/claim", h.claimTask)
+	e.POST("/api/tasks/:id/heartbeat", h.heartbeat)
+	e.POST("/api/tasks/:id/release", h.release)
 	get("/api/events", h.events)
 	get("/api/vocabulary", h.vocabulary)
+	if cfg.Webhooks != nil {
+		mountWebhooks(e, cfg.Webhooks)
+	}
 	if cfg.Stream != nil {
 		e.GET("/events/stream", echo.WrapHandler(cfg.Stream))
 		e.HEAD("/events/stream", streamHead)

@@ -198,3 +198,27 @@ func TestOrigins(t *testing.T) {
 		t.Error("Contains the request's own origin, which is not in the list")
 	}
 }
+
+func TestVocabularyCheck(t *testing.T) {
+	v := Vocabulary{Types: []string{"a", "b"}, Statuses: []string{"todo"}, Sources: []string{"rest_api"}}
+	for _, tc := range []struct {
+		f     Filter
+		field string
+	}{
+		{Filter{}, ""},
+		{Filter{Types: []string{"b"}, Statuses: []string{"todo"}, Sources: []string{"rest_api"}, TaskIDs: []int64{1}, Projects: []string{"any"}}, ""},
+		{Filter{Types: []string{"a", "c"}}, "types"},
+		{Filter{Statuses: []string{"doing"}}, "status"},
+		{Filter{Sources: []string{"web"}}, "source"},
+		{Filter{TaskIDs: []int64{3, 0}}, "task_id"},
+	} {
+		err := v.Check(tc.f)
+		var re *RequestError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%+v: %v, want no error", tc.f, err)
+		case tc.field != "" && (!errors.As(err, &re) || re.Field != tc.field):
+			t.Errorf("%+v: %v, want an error naming %s", tc.f, err, tc.field)
+		}
+	}
+}

@@ -91,24 +91,28 @@ func taskFields() map[string]any {
 // taskSchema describes a task as tools return it.
 func taskSchema() map[string]any {
 	s := result(map[string]any{
-		"id":          map[string]any{"type": "integer"},
-		"title":       map[string]any{"type": "string"},
-		"description": map[string]any{"type": "string"},
-		"status":      enum(tasks.Statuses, ""),
-		"priority":    enum(tasks.Priorities, ""),
-		"assignee":    map[string]any{"type": "string"},
-		"project":     map[string]any{"type": "string"},
-		"labels":      map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
-		"parent_id":   nullable(map[string]any{"type": "integer"}, "null when it is no subtask"),
-		"depends_on":  map[string]any{"type": "array", "items": map[string]any{"type": "integer"}},
-		"due_at":      nullable(map[string]any{"type": "string"}, "null when it has no due date"),
-		"version":     map[string]any{"type": "integer"},
-		"created_at":  map[string]any{"type": "string"},
-		"updated_at":  map[string]any{"type": "string"},
-		"created_by":  map[string]any{"type": "string"},
-		"updated_by":  map[string]any{"type": "string"},
+		"id":               map[string]any{"type": "integer"},
+		"title":            map[string]any{"type": "string"},
+		"description":      map[string]any{"type": "string"},
+		"status":           enum(tasks.Statuses, ""),
+		"priority":         enum(tasks.Priorities, ""),
+		"assignee":         map[string]any{"type": "string"},
+		"project":          map[string]any{"type": "string"},
+		"labels":           map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+		"parent_id":        nullable(map[string]any{"type": "integer"}, "null when it is no subtask"),
+		"depends_on":       map[string]any{"type": "array", "items": map[string]any{"type": "integer"}},
+		"due_at":           nullable(map[string]any{"type": "string"}, "null when it has no due date"),
+		"version":          map[string]any{"type": "integer"},
+		"created_at":       map[string]any{"type": "string"},
+		"updated_at":       map[string]any{"type": "string"},
+		"created_by":       map[string]any{"type": "string"},
+		"updated_by":       map[string]any{"type": "string"},
+		"lease_expires_at": nullable(map[string]any{"type": "string"}, "when the holder's lease runs out; null when no claim holds one"),
+		"progress":         map[string]any{"type": "integer", "minimum": 0, "maximum": tasks.MaxProgress},
+		"progress_message": map[string]any{"type": "string"},
 	}, "id", "title", "description", "status", "priority", "assignee", "project", "labels",
-		"parent_id", "depends_on", "due_at", "version", "created_at", "updated_at", "created_by", "updated_by")
+		"parent_id", "depends_on", "due_at", "version", "created_at", "updated_at", "created_by", "updated_by",
+		"lease_expires_at", "progress", "progress_message")
 	delete(s["properties"].(map[string]any)["status"].(map[string]any), "description")
 	delete(s["properties"].(map[string]any)["priority"].(map[string]any), "description")
 	return s

@@ -1,4 +1,4 @@
-// Package mcptools exposes tasks.Service to MCP clients such as Claude Code: the tools,
+// Package mcptools exposes tasks.Service to MCP clients such as Claude Code: its tools,
 // the resource template taskhub://tasks/{id} with subscriptions, and the server
 // instructions that teach an agent the workflow. It serves Streamable HTTP and the
 // older SSE transport through one http.Handler, and stdio. Every rule lives in the
@@ -47,7 +47,7 @@ const instructions = `TaskHub is a shared task board for AI agents and people; e
 
 Workflow for an agent:
 1. Find work: claim_task with no task_id claims the next ready task (status todo, unassigned or already assigned to you, every task in its depends_on done), highest priority first (%s), then oldest. Pass project (and optionally label) to stay within your repository's tasks. claim_task with a task_id claims that task, and fails if someone else holds it or it is not ready.
-2. Work on it: the claimed task is in_progress and assigned to you. Report progress with update_task_status (status review or blocked, with a short note saying why).
+2. Work on it: the claimed task is in_progress and assigned to you, under a lease (lease_expires_at; pass lease_seconds to claim_task for another length). Renew it with heartbeat_task before it runs out (any change you make to the task renews it too), or the task goes back to todo for another agent. Report how far you are with report_progress (0 to 100, and a short message). Move it on with update_task_status (status review or blocked, with a short note saying why), or hand it back with release_task and a note for the next agent.
 3. Finish: update_task_status with status done and a note; tasks that depend on it become ready. Only done unblocks dependents: if you cancel a task instead, remove it from the depends_on of the tasks that wait on it.
 
 Other rules:
@@ -116,7 +116,7 @@ func New(cfg Config) *Server {
 			s.describeSession(session.SessionID(), req.Params.ClientInfo.Name, res.ProtocolVersion)
 		}
 	})
-	tools := append(s.tools(), s.noteTools()...)
+	tools := slices.Concat(s.tools(), s.noteTools(), s.agentTools())
 	s.mcp = server.NewMCPServer(Name, cfg.Version,
 		server.WithInstructions(Instructions),
 		server.WithToolCapabilities(false),

@@ -96,11 +96,12 @@ func (s *Server) tools() []tool {
 				"expected_version": id("the version you last saw; the delete fails if the task has changed since"),
 			}, "task_id"), deleteOutput), s.deleteTask},
 		{newTool("claim_task", "Claim task",
-			"Assign a task to yourself and set it in_progress, atomically: two agents never get the same task. With task_id, claims that todo task (fails if someone else holds it or a dependency is not done). Without, claims the next ready task (todo, unassigned, all depends_on done) by priority then age, within project and label if given.",
+			"Assign a task to yourself and set it in_progress, atomically: two agents never get the same task. With task_id, claims that todo task (fails if someone else holds it or a dependency is not done). Without, claims the next ready task (todo, unassigned, all depends_on done) by priority then age, within project and label if given. The claim holds a lease (lease_expires_at): renew it with heartbeat_task, or by any change you make, or the task goes back to todo when it runs out.",
 			hints{}, obj(map[string]any{
-				"task_id": id("the task to claim; omit to claim the next ready one"),
-				"project": str("claim only within this project", tasks.MaxProject),
-				"label":   str("claim only tasks with this label", tasks.MaxLabel),
+				"task_id":       id("the task to claim; omit to claim the next ready one"),
+				"project":       str("claim only within this project", tasks.MaxProject),
+				"label":         str("claim only tasks with this label", tasks.MaxLabel),
+				"lease_seconds": leaseSchema(),
 			}), taskSchema()), s.claimTask},
 		{newTool("list_events", "List events",
 			"List the event log after seq after, oldest first: every change, who made it and through which door. Poll with after = the last_seq of the previous call.",
@@ -222,6 +223,9 @@ func taskResult(verb string, t *tasks.Task) *mcp.CallToolResult {
 	}
 	if t.Project != "" {
 		text += ", project " + t.Project
+	}
+	if t.LeaseExpiresAt != nil {
+		text += ", lease runs out at " + t.LeaseExpiresAt.String()
 	}
 	return mcp.NewToolResultStructured(t, text)
 }
@@ -415,6 +419,7 @@ func (s *Server) claimTask(ctx context.Context, req mcp.CallToolRequest) (*mcp.C
 	errs = append(errs, err)
 	_, err = get(a, "label", &c.Label)
 	errs = append(errs, err)
+	errs = append(errs, field(a, "lease_seconds", &c.LeaseSeconds))
 	if err := firstError(errs); err != nil {
 		return s.toolError("claim_task", err), nil
 	}

@@ -145,6 +145,7 @@ func TestToolsList(t *testing.T) {
 		"update_task": {destructive: true, idempotent: true}, "update_task_status": {idempotent: true},
 		"delete_task": {destructive: true, idempotent: true}, "claim_task": {}, "list_events": {readOnly: true, idempotent: true},
 		"add_note": {}, "list_notes": {readOnly: true, idempotent: true},
+		"heartbeat_task": {}, "release_task": {idempotent: true}, "report_progress": {idempotent: true},
 	}
 	if len(res.Tools) != len(wants) {
 		t.Errorf("%d tools, want %d", len(res.Tools), len(wants))
@@ -439,8 +440,8 @@ func TestSchemasPortable(t *testing.T) {
 			t.Errorf("%s: a schema is missing", tool.Name)
 		}
 	}
-	if len(tools) != 10 {
-		t.Errorf("%d tools walked, want 10", len(tools))
+	if len(tools) != 13 {
+		t.Errorf("%d tools walked, want 13", len(tools))
 	}
 }
 

@@ -103,7 +103,8 @@ func TestClaimByID(t *testing.T) {
 	_, err = svc.Claim(as("bob"), tasks.ClaimRequest{TaskID: 999})
 	wantError(t, err, tasks.ENotFound, "")
 
-	// One event, with both changes, attributed to the claimer.
+	// One event, with the three changes (the lease among them), attributed to the
+	// claimer.
 	records, err := svc.TaskEvents(context.Background(), task.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func TestClaimByID(t *testing.T) {
 	}
 	e := events[1]
 	if e.Type != tasks.EventTaskUpdated || e.Source != tasks.SourceMCP || e.Actor != "alice" ||
-		len(e.Changes) != 2 || e.Changes["assignee"][1] == nil || e.Changes["status"][1] == nil {
+		len(e.Changes) != 3 || e.Changes["assignee"][1] == nil || e.Changes["status"][1] == nil || e.Changes["lease_expires_at"][1] == nil {
 		t.Errorf("event %+v", e)
 	}
 

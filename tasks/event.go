@@ -19,10 +19,18 @@ const (
 	EventFileChanged EventType = "file_changed"
 	// EventTaskNoteAdded: a note was added to the task's thread (see Note).
 	EventTaskNoteAdded EventType = "task_note_added"
+	// EventTaskLeaseRenewed is a claim's lease renewed: no new version of the task,
+	// only its lease_expires_at moved on (see Service.Heartbeat).
+	EventTaskLeaseRenewed EventType = "task_lease_renewed"
+
+	EventWebhookCreated EventType = "webhook_created"
+	EventWebhookUpdated EventType = "webhook_updated"
+	EventWebhookDeleted EventType = "webhook_deleted"
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged, EventTaskNoteAdded}
+var EventTypes = []EventType{EventTaskCreated, EventTaskUpdated, EventTaskDeleted, EventFileChanged, EventTaskNoteAdded,
+	EventTaskLeaseRenewed, EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted}
 
 // Source says through which door a change came in.
 type Source string
@@ -45,7 +53,9 @@ var Sources = []Source{SourceREST, SourceMCP, SourceFileWatch, SourceSystem}
 // if anything. A file_changed event has no task: File says which file changed and how,
 // where the others have Task. A task_note_added event carries the note in AddedNote,
 // whose JSON is the event's "note"; a task_deleted event says in NotesDeleted how many
-// notes went with the task.
+// notes went with the task. A webhook event has Webhook instead of Task: the endpoint
+// after the change (its last state for webhook_deleted), without its secret, as
+// package webhooks encodes it.
 type Event struct {
 	Seq     int64                         `json:"seq"`
 	Type    EventType                     `json:"type"`
@@ -57,9 +67,12 @@ type Event struct {
 	Changes map[string][2]json.RawMessage `json:"changes,omitempty"`
 	Note    string                        `json:"note,omitempty"`
 	File    *FileChange                   `json:"file,omitempty"`
+	Webhook json.RawMessage               `json:"webhook,omitempty"`
 
 	NotesDeleted *int  `json:"notes_deleted,omitempty"`
 	AddedNote    *Note `json:"-"` // encoded as "note" by wire
+	// Reason says why the system made a change of its own, such as ReasonLeaseExpired.
+	Reason string `json:"reason,omitempty"`
 
 	before *Task // the task before the change, for Match; nil but for task_updated
 }
@@ -169,6 +182,9 @@ func diff(old, new *Task) (map[string][2]json.RawMessage, error) {
 		{"parent_id", old.ParentID, new.ParentID},
 		{"depends_on", old.DependsOn, new.DependsOn},
 		{"due_at", old.DueAt, new.DueAt},
+		{"lease_expires_at", old.LeaseExpiresAt, new.LeaseExpiresAt},
+		{"progress", old.Progress, new.Progress},
+		{"progress_message", old.ProgressMessage, new.ProgressMessage},
 	}
 	changes := make(map[string][2]json.RawMessage)
 	for _, f := range fields {

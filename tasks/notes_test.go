@@ -32,15 +32,6 @@ func noteCount(t *testing.T, svc *tasks.Service, id int64) int {
 	}
 }
 
-func lastSeq(t *testing.T, svc *tasks.Service) int64 {
-	t.Helper()
-	_, last, err := svc.Events(context.Background(), 1<<62, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return last
-}
-
 // TestNoteValidation checks each rule of a note's text at its edge. A refused note
 // adds nothing to the thread and nothing to the log.
 func TestNoteValidation(t *testing.T) {

@@ -81,11 +81,19 @@ const (
 type Service struct {
 	store Store
 	now   func() time.Time
+	lease time.Duration // the lease of a claim that asks for none
 }
 
+// Option configures a Service.
+type Option func(*Service)
+
 // NewService returns a Service over store.
-func NewService(store Store) *Service {
-	return &Service{store: store, now: time.Now}
+func NewService(store Store, opts ...Option) *Service {
+	s := &Service{store: store, now: time.Now, lease: DefaultClaimLease}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Get returns the task with id.
@@ -206,10 +214,18 @@ func (s *Service) Update(ctx context.Context, id, ifVersion int64, u Update) (*T
 // change applies u to old inside tx, stores the result and appends its event; it
 // returns old itself when u changes nothing.
 func (s *Service) change(tx Tx, old *Task, u Update, actor Actor) (*Task, error) {
+	return s.changeFor(tx, old, u, actor, cause{})
+}
+
+// changeFor is change for a change that c says more of: a claim's lease, the
+// system's reason.
+func (s *Service) changeFor(tx Tx, old *Task, u Update, actor Actor, c cause) (*Task, error) {
 	next := old.clone()
 	if err := u.apply(next); err != nil {
 		return nil, err
 	}
+	now := s.now()
+	leaseRules(next, c, now)
 	changes, err := diff(old, next)
 	if err != nil {
 		return nil, err
@@ -230,15 +246,20 @@ func (s *Service) change(tx Tx, old *Task, u Update, actor Actor) (*Task, error)
 			return nil, err
 		}
 	}
+	if renew(old, next, actor, now) {
+		if changes, err = diff(old, next); err != nil {
+			return nil, err
+		}
+	}
 	next.Version++
-	next.UpdatedAt = NewTime(s.now())
+	next.UpdatedAt = NewTime(now)
 	next.UpdatedBy = actor.Name
 	if err := tx.UpdateTask(old, next); err != nil {
 		return nil, err
 	}
 	err = tx.AppendEvent(&Event{
 		Type: EventTaskUpdated, TaskID: old.ID, Source: actor.Source, Actor: actor.Name,
-		Time: next.UpdatedAt, Task: next, Changes: changes, Note: u.Note, before: old,
+		Time: next.UpdatedAt, Task: next, Changes: changes, Note: u.Note, Reason: c.reason, before: old,
 	})
 	if err != nil {
 		return nil, err
@@ -252,13 +273,17 @@ type ClaimRequest struct {
 	TaskID  int64
 	Project string
 	Label   string
+	// LeaseSeconds, when set, is the length of the claim's lease, MinLeaseSeconds to
+	// MaxLeaseSeconds; else the Service's (WithClaimLease).
+	LeaseSeconds Field[int64]
 }
 
 // Claim assigns a task to the actor of ctx and sets it in_progress, in one write, so
 // that two callers never get the same task. With req.TaskID the task must be ready
 // for the caller (see Ready); otherwise the error says why (EConflict). Without it,
 // Claim takes the first ready task by priority, then age (see Tx.NextReady), and
-// returns an ENotFound error when none is ready.
+// returns an ENotFound error when none is ready. The claim gives the caller a lease
+// on the task (see lease.go).
 func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 	actor := ActorFrom(ctx)
 	if actor.Name == "" {
@@ -267,8 +292,12 @@ func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 	if req.TaskID < 0 {
 		return nil, Errorf(EInvalid, "task_id", "task_id must be positive, got %d", req.TaskID)
 	}
+	lease, err := s.leaseOf(req)
+	if err != nil {
+		return nil, err
+	}
 	var t *Task
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err = s.store.Write(ctx, func(tx Tx) error {
 		var old *Task
 		var err error
 		if req.TaskID != 0 {
@@ -292,7 +321,7 @@ func (s *Service) Claim(ctx context.Context, req ClaimRequest) (*Task, error) {
 				return Errorf(ENotFound, "", "no task is ready to claim%s", scope(req))
 			}
 		}
-		t, err = s.change(tx, old, Update{Assignee: Value(actor.Name), Status: Value(StatusInProgress)}, actor)
+		t, err = s.changeFor(tx, old, Update{Assignee: Value(actor.Name), Status: Value(StatusInProgress)}, actor, cause{lease: lease})
 		return err
 	})
 	if err != nil {

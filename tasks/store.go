@@ -58,6 +58,9 @@ type Store interface {
 	// Notes returns up to q.Limit notes of task q.TaskID with an id above q.After, by
 	// id: in the order they were added.
 	Notes(ctx context.Context, q NoteQuery) ([]*Note, error)
+	// NextLease returns the earliest lease_expires_at of any task, nil when no task
+	// holds a lease. It reads an index: its cost does not grow with the leases held.
+	NextLease(ctx context.Context) (*Time, error)
 }
 
 // Tx is the view of a write transaction that the Service works through. Its methods
@@ -88,4 +91,10 @@ type Tx interface {
 	AddNote(n *Note) error
 	// CountNotes returns how many notes the task with id has.
 	CountNotes(id int64) (int, error)
+	// DueLeases returns up to limit tasks whose lease_expires_at is at or before by,
+	// earliest first, each as it is now and held for this transaction like Task's:
+	// what a concurrent Write changed is seen, and a task that another Write holds is
+	// left out rather than waited for (another node expiring it, or its holder
+	// renewing it), so that two nodes expiring leases at once never take the same one.
+	DueLeases(by Time, limit int) ([]*Task, error)
 }

@@ -72,6 +72,14 @@ type Task struct {
 	UpdatedAt   Time     `json:"updated_at"`
 	CreatedBy   string   `json:"created_by"`
 	UpdatedBy   string   `json:"updated_by"`
+	// The claim and the work on it (see lease.go): when the holder's lease runs out
+	// (nil without one), and how far the work is, 0 to 100, in a line of words.
+	LeaseExpiresAt  *Time  `json:"lease_expires_at"`
+	Progress        int    `json:"progress"`
+	ProgressMessage string `json:"progress_message"`
+	// LeaseLength is the length of the claim's lease, by which a renewal extends it.
+	// The store keeps it; the wire does not show it.
+	LeaseLength time.Duration `json:"-"`
 }
 
 // Time is a UTC instant kept to the microsecond. It marshals as RFC 3339 with exactly
@@ -143,6 +151,9 @@ type Update struct {
 	ParentID    Field[*int64]
 	DependsOn   Field[[]int64]
 	DueAt       Field[*Time]
+	// Progress and ProgressMessage report how far the work is (see lease.go).
+	Progress        Field[int]
+	ProgressMessage Field[string]
 	// Note, when not empty, is recorded on the event of the change (why it was made,
 	// say); it is not part of the task, and an update that changes nothing drops it.
 	Note string
@@ -196,6 +207,12 @@ func (u Update) apply(t *Task) error {
 			t.DueAt = &d
 		}
 	}
+	if u.Progress.Set {
+		t.Progress = u.Progress.Value
+	}
+	if u.ProgressMessage.Set {
+		t.ProgressMessage = strings.TrimSpace(u.ProgressMessage.Value)
+	}
 	return t.validate()
 }
 
@@ -241,7 +258,7 @@ func (t *Task) validate() error {
 	if t.ID != 0 && slices.Contains(t.DependsOn, t.ID) {
 		return Errorf(EInvalid, "depends_on", "a task cannot depend on itself")
 	}
-	return nil
+	return t.validateProgress()
 }
 
 // ParseStatus returns the Status named s, or an invalid_argument error for field.

@@ -28,7 +28,11 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
 	setup := fs.Bool("setup", false, "print how to add TaskHub to Claude Code (for --url and --db), and exit")
 	serverURL := fs.String("url", "http://127.0.0.1:8080", "with --setup: the `URL` of the running taskhub serve")
+	claimLease := fs.Duration("claim-lease", tasks.DefaultClaimLease, "the lease of a claim that asks for none, as taskhub serve's")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkClaimLease(*claimLease); err != nil {
 		return err
 	}
 	if *setup {
@@ -44,15 +48,19 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer closeStore()
 
-	server := mcptools.New(mcptools.Config{Service: tasks.NewService(store), Logger: logger.With("component", "mcp"), Version: version})
+	service := tasks.NewService(store, tasks.WithClaimLease(*claimLease))
+	server := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version})
 	// A tailer follows the log, for resource subscriptions: no hub, since stdio has
-	// no event streams.
+	// no event streams. Leases expire here too: the claims made over stdio may have
+	// no server to expire them, and beside one, each lease still expires once.
 	bgCtx, stop := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	defer func() { stop(); background.Wait() }()
-	if _, err := tailLog(ctx, bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer")); err != nil {
+	tailer, err := tailLog(ctx, bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer"))
+	if err != nil {
 		return err
 	}
+	expireLeases(bgCtx, &background, service, tailer, logger.With("component", "leases"))
 
 	err = server.ServeStdio(ctx, stdin, stdout)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {

@@ -83,8 +83,8 @@ func exercise(t *testing.T, c *client.Client, url, name string) {
 	if err != nil {
 		t.Fatalf("list tools: %v", err)
 	}
-	if len(tools.Tools) != 10 {
-		t.Fatalf("%d tools, want 10", len(tools.Tools))
+	if len(tools.Tools) != 13 {
+		t.Fatalf("%d tools, want 13", len(tools.Tools))
 	}
 	task := structured(t, mcpCall(t, c, "create_task", map[string]any{"title": "over " + name, "project": name}))
 	if task.CreatedBy != name {

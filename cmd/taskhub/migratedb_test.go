@@ -60,6 +60,13 @@ func TestMigrateDB(t *testing.T) {
 	parent := create(tasks.Update{Title: tasks.Value("parent"), Project: tasks.Value("p"), Assignee: tasks.Value("cy")})
 	update(child, tasks.Update{ParentID: tasks.Value(&parent.ID), Status: tasks.Value(tasks.Status("in_progress")), Note: "started"})
 	create(tasks.Update{Title: tasks.Value("waits"), DependsOn: tasks.Value([]int64{child.ID, parent.ID}), Description: tasks.Value("ünïcode \"quoted\"")})
+	claimed := create(tasks.Update{Title: tasks.Value("claimed")})
+	if _, err := svc.Claim(as("cy"), tasks.ClaimRequest{TaskID: claimed.ID, LeaseSeconds: tasks.Value[int64](600)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.ReportProgress(as("cy"), claimed.ID, 30, "a third"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.RecordFileChanges(ctx, []tasks.FileChange{
 		{Dir: "/srv/repo", Path: "a.go", Op: tasks.FileWrite},
 		{Dir: "/srv/repo", Path: "b.go", Op: tasks.FileRename, From: "c.go"},
@@ -84,15 +91,15 @@ func TestMigrateDB(t *testing.T) {
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if wantFirst == 1 || len(wantTasks) != 4 || len(wantEvents) < 6 {
-		t.Fatalf("the source has %d tasks, %d events from seq %d: want 4 tasks, some events, and the first pruned", len(wantTasks), len(wantEvents), wantFirst)
+	if wantFirst == 1 || len(wantTasks) != 5 || len(wantEvents) < 6 {
+		t.Fatalf("the source has %d tasks, %d events from seq %d: want 5 tasks, some events, and the first pruned", len(wantTasks), len(wantEvents), wantFirst)
 	}
 
 	var stdout, stderr bytes.Buffer
 	if code := run(ctx, []string{"migrate-db", "--from", path, "--to", dsn}, &stdout, &stderr); code != 0 {
 		t.Fatalf("migrate-db: exit %d, stderr %q", code, stderr.String())
 	}
-	if want := "copied 4 tasks (2 labels, 2 dependencies, 3 notes) and "; !strings.HasPrefix(stdout.String(), want) {
+	if want := "copied 5 tasks (2 labels, 2 dependencies, 3 notes) and "; !strings.HasPrefix(stdout.String(), want) {
 		t.Errorf("migrate-db printed %q, want it to begin %q", stdout.String(), want)
 	}
 
@@ -107,6 +114,14 @@ func TestMigrateDB(t *testing.T) {
 	}
 	if a, b := mustJSON(t, notesOf(t, dst, gotTasks)), mustJSON(t, wantNotes); a != b {
 		t.Errorf("notes after the copy:\n%s\nwant\n%s", a, b)
+	}
+	for i := range min(len(gotTasks), len(wantTasks)) {
+		if got, want := gotTasks[i].LeaseLength, wantTasks[i].LeaseLength; got != want {
+			t.Errorf("task %d: lease length %s after the copy, want %s", wantTasks[i].ID, got, want)
+		}
+	}
+	if c := wantTasks[len(wantTasks)-1]; c.LeaseExpiresAt == nil || c.LeaseLength != 10*time.Minute || c.Progress != 30 {
+		t.Errorf("the claimed task in the source: %+v", c)
 	}
 	if !reflect.DeepEqual(gotEvents, wantEvents) {
 		t.Errorf("events after the copy:\n%s\nwant\n%s", recordsText(gotEvents), recordsText(wantEvents))
@@ -153,8 +168,8 @@ func TestMigrateDB(t *testing.T) {
 	if code := run(ctx, []string{"migrate-db", "--from", path, "--to", dsn}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "already has tasks or events") {
 		t.Errorf("a second migrate-db: exit %d, stderr %q; want 1 and a refusal", code, stderr.String())
 	}
-	if after, _, _, seq := contents(t, dst); len(after) != 5 || seq != wantLast+2 {
-		t.Errorf("after the refused copy: %d tasks and last seq %d, want 5 and %d, unchanged", len(after), seq, wantLast+2)
+	if after, _, _, seq := contents(t, dst); len(after) != 6 || seq != wantLast+2 {
+		t.Errorf("after the refused copy: %d tasks and last seq %d, want 6 and %d, unchanged", len(after), seq, wantLast+2)
 	}
 }
 

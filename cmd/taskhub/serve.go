@@ -52,6 +52,8 @@ func serveFlags(cfg *Config, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.OAuthIssuer, "oauth-issuer", cfg.OAuthIssuer, "accept OAuth 2.1 access tokens (JWTs) from the authorization server at this issuer `URL`; needs --public-url")
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "this server's external `URL` (scheme://host[:port]): the audience of OAuth access tokens")
 	fs.StringVar(&cfg.OAuthActorClaim, "oauth-actor-claim", cfg.OAuthActorClaim, "the access token's `claim` that names the actor of its changes (default "+api.DefaultActorClaim+")")
+	fs.BoolVar(&cfg.WebhooksAllowPrivate, "webhooks-allow-private", cfg.WebhooksAllowPrivate, "let webhook endpoints target loopback, link-local and private addresses (refused by default, at creation and at every connection)")
+	fs.DurationVar(&cfg.ClaimLease, "claim-lease", cfg.ClaimLease, "the lease of a claim that asks for none: its task goes back to todo after this `long` without a renewal")
 	fs.Var((*dirsFlag)(&cfg.Watch), "watch", "report changes to the files under this `directory` as file_changed events; repeat, or give a comma list")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"taskhub/mcptools"
 	"taskhub/tasks"
 	"taskhub/web"
+	"taskhub/webhooks"
 )
 
 // Config is what a Server is built from: everything `taskhub serve` takes from its
@@ -57,6 +58,8 @@ type Config struct {
 	MaxMCPSessions int
 	// Watch are directories whose files' changes become file_changed events.
 	Watch []string
+	// ClaimLease is the lease of a claim that asks for none.
+	ClaimLease time.Duration
 	// OAuthIssuer, when set, makes the server an OAuth 2.1 resource server for the
 	// access tokens of that authorization server; PublicURL is then the server's own
 	// external URL (their audience), and OAuthActorClaim the claim that names the
@@ -64,6 +67,9 @@ type Config struct {
 	OAuthIssuer     string
 	PublicURL       string
 	OAuthActorClaim string
+	// WebhooksAllowPrivate lets webhook endpoints target loopback, link-local and
+	// private addresses.
+	WebhooksAllowPrivate bool
 	// Logger gets the server's logs; nil discards them.
 	Logger *slog.Logger
 	// ShutdownGrace bounds how long Close waits for the requests in flight before it
@@ -82,6 +88,7 @@ func DefaultConfig() Config {
 		MaxMCPSessions:     mcptools.DefaultMaxSessions,
 		EventRetention:     7 * 24 * time.Hour,
 		ShutdownGrace:      10 * time.Second,
+		ClaimLease:         tasks.DefaultClaimLease,
 	}
 }
 
@@ -114,7 +121,7 @@ func (c *Config) check() error {
 	case c.ShutdownGrace < 0:
 		return fmt.Errorf("the shutdown grace must not be negative, got %s", c.ShutdownGrace)
 	}
-	return nil
+	return checkClaimLease(c.ClaimLease)
 }
 
 // mcpSessionShare is how many MCP sessions one caller may hold: half of them when
@@ -135,6 +142,7 @@ type Server struct {
 
 	store    store
 	tailer   *tasks.Tailer
+	webhooks *webhooks.Service
 	hub      *broadcaster.Hub
 	mcp      *mcptools.Server
 	http     *http.Server
@@ -217,10 +225,16 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		Track:              track,
 	})
 	metrics.WatchHub(s.hub.Stats)
-	service := tasks.NewService(s.store)
+	service := tasks.NewService(s.store, tasks.WithClaimLease(cfg.ClaimLease))
+	s.webhooks = webhooks.NewService(webhooks.Config{Store: s.store, Vocabulary: api.StreamVocabulary(), AllowPrivate: cfg.WebhooksAllowPrivate})
 	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller, Track: track})
 	// Before anything can change the log: the file watchers below, or a client.
 	if err := s.followLog(ctx, bgCtx); err != nil {
+		return err
+	}
+	expireLeases(bgCtx, &s.background, service, s.tailer, s.logger.With("component", "leases"))
+
+	if err := s.deliverWebhooks(bgCtx, metrics); err != nil {
 		return err
 	}
 
@@ -249,6 +263,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service:     service,
+			Webhooks:    s.webhooks,
 			Health:      health(s.store),
 			Logger:      s.logger.With("component", "api"),
 			Stream:      s.hub,
@@ -316,6 +331,23 @@ func (s *Server) followLog(ctx, bgCtx context.Context) error {
 	tailer, err := tailLog(ctx, bgCtx, &s.background, s.store, s.hub, s.mcp.TaskChanged, s.logger.With("component", "tailer"))
 	s.tailer = tailer
 	return err
+}
+
+// deliverWebhooks starts the delivery of the webhook endpoints, fed by the tailer,
+// until bgCtx ends.
+func (s *Server) deliverWebhooks(bgCtx context.Context, metrics *api.Metrics) error {
+	var engine *webhooks.Engine
+	observe := metrics.WatchWebhooks(func() webhooks.Stats { return engine.Stats() })
+	engine, err := webhooks.NewEngine(webhooks.EngineConfig{
+		Store: s.store, Client: webhooks.NewClient(s.cfg.WebhooksAllowPrivate), Node: s.node().ID,
+		Logger: s.logger.With("component", "webhooks"), Observe: observe,
+	})
+	if err != nil {
+		return err
+	}
+	s.tailer.Listen(engine.Listen)
+	s.background.Go(func() { engine.Run(bgCtx) })
+	return nil
 }
 
 // node says which server this is in /events/debug: its host and process, its store

@@ -12,7 +12,7 @@ import (
 
 // store is a database that serve and mcp open: SQLite or PostgreSQL.
 type store interface {
-	tasks.Store
+	tasks.WebhookStore
 	Close() error
 }
 

@@ -23,7 +23,8 @@ if (!url || !db || !cmd) {
   process.exit(2);
 }
 
-const tools = ['add_note', 'claim_task', 'create_task', 'delete_task', 'get_task', 'list_events', 'list_notes', 'list_tasks', 'update_task', 'update_task_status'];
+const tools = ['add_note', 'claim_task', 'create_task', 'delete_task', 'get_task', 'heartbeat_task', 'list_events',
+  'list_notes', 'list_tasks', 'release_task', 'report_progress', 'update_task', 'update_task_status'];
 
 async function rest(method, path, body) {
   const res = await fetch(url + path, {
@@ -67,6 +68,14 @@ async function exercise(name, transport) {
     assert.ok(!claimed.isError, JSON.stringify(claimed));
     assert.equal(claimed.structuredContent.id, task.id);
     assert.equal(claimed.structuredContent.assignee, name);
+    assert.ok(claimed.structuredContent.lease_expires_at, 'a claim holds a lease');
+
+    const renewed = await client.callTool({ name: 'heartbeat_task', arguments: { task_id: task.id } });
+    assert.ok(!renewed.isError, JSON.stringify(renewed));
+    assert.equal(renewed.structuredContent.version, claimed.structuredContent.version);
+    const reported = await client.callTool({ name: 'report_progress', arguments: { task_id: task.id, progress: 40, message: 'halfway' } });
+    assert.ok(!reported.isError, JSON.stringify(reported));
+    assert.equal(reported.structuredContent.progress, 40);
 
     const noted = await client.callTool({ name: 'add_note', arguments: { task_id: task.id, text: `note from ${name}` } });
     assert.ok(!noted.isError, JSON.stringify(noted));
@@ -104,8 +113,12 @@ async function exercise(name, transport) {
 
     const events = await client.callTool({ name: 'list_events', arguments: { task_id: task.id } });
     const sources = events.structuredContent.events.map((e) => e.source === 'mcp_tool' ? `mcp_tool/${e.actor}` : e.source);
-    assert.deepEqual(sources, [`mcp_tool/${name}`, `mcp_tool/${name}`, `mcp_tool/${name}`, 'rest_api']);
-    assert.equal(events.structuredContent.events[2].note.id, noted.structuredContent.id);
+    assert.deepEqual(sources, [`mcp_tool/${name}`, `mcp_tool/${name}`, `mcp_tool/${name}`, `mcp_tool/${name}`, `mcp_tool/${name}`, 'rest_api']);
+    assert.equal(events.structuredContent.events[4].note.id, noted.structuredContent.id);
+    const released = await client.callTool({ name: 'release_task', arguments: { task_id: task.id, note: 'over to you' } });
+    assert.ok(!released.isError, JSON.stringify(released));
+    assert.equal(released.structuredContent.status, 'todo');
+    assert.equal(released.structuredContent.lease_expires_at, null);
     console.log(`ok ${name}: ${listed.tools.length} tools, task ${task.id}, resources/updated received`);
   } finally {
     await client.close();

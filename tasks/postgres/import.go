@@ -77,7 +77,8 @@ func (db *DB) Import(ctx context.Context, d Dump) (ImportCounts, error) {
 	defer stop()
 	n.Tasks, err = tx.CopyFrom(ctx, pgx.Identifier{"tasks"},
 		[]string{"id", "title", "description", "status", "priority", "assignee", "project", "parent_id",
-			"due_at", "version", "created_at", "updated_at", "created_by", "updated_by"},
+			"due_at", "version", "created_at", "updated_at", "created_by", "updated_by",
+			"lease_expires_at", "lease_length_us", "progress", "progress_message"},
 		pgx.CopyFromFunc(func() ([]any, error) {
 			t, err, ok := next()
 			if !ok || err != nil {
@@ -91,7 +92,8 @@ func (db *DB) Import(ctx context.Context, d Dump) (ImportCounts, error) {
 			}
 			lastID = max(lastID, t.ID)
 			return []any{t.ID, t.Title, t.Description, string(t.Status), string(t.Priority), t.Assignee, t.Project,
-				t.ParentID, timeArg(t.DueAt), t.Version, t.CreatedAt.Time, t.UpdatedAt.Time, t.CreatedBy, t.UpdatedBy}, nil
+				t.ParentID, timeArg(t.DueAt), t.Version, t.CreatedAt.Time, t.UpdatedAt.Time, t.CreatedBy, t.UpdatedBy,
+				timeArg(t.LeaseExpiresAt), t.LeaseLength.Microseconds(), t.Progress, t.ProgressMessage}, nil
 		}))
 	if err != nil {
 		return n, fmt.Errorf("import tasks: %w", err)

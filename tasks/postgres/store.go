@@ -19,7 +19,8 @@ import (
 const taskColumns = `t.id, t.title, t.description, t.status, t.priority, t.assignee, t.project,
 	t.parent_id, t.due_at, t.version, t.created_at, t.updated_at, t.created_by, t.updated_by,
 	ARRAY(SELECT label FROM task_labels WHERE task_id = t.id ORDER BY label),
-	ARRAY(SELECT depends_on FROM task_deps WHERE task_id = t.id ORDER BY depends_on)`
+	ARRAY(SELECT depends_on FROM task_deps WHERE task_id = t.id ORDER BY depends_on),
+	t.lease_expires_at, t.lease_length_us, t.progress, t.progress_message`
 
 const selectTask = "SELECT " + taskColumns + " FROM tasks t"
 
@@ -28,12 +29,20 @@ func scanTask(row pgx.Row) (*tasks.Task, error) {
 		t                tasks.Task
 		due              *time.Time
 		created, updated time.Time
+		lease            *time.Time
+		leaseLength      int64
 	)
 	err := row.Scan(&t.ID, &t.Title, &t.Description, &t.Status, &t.Priority, &t.Assignee, &t.Project,
-		&t.ParentID, &due, &t.Version, &created, &updated, &t.CreatedBy, &t.UpdatedBy, &t.Labels, &t.DependsOn)
+		&t.ParentID, &due, &t.Version, &created, &updated, &t.CreatedBy, &t.UpdatedBy, &t.Labels, &t.DependsOn,
+		&lease, &leaseLength, &t.Progress, &t.ProgressMessage)
 	if err != nil {
 		return nil, err
 	}
+	if lease != nil {
+		l := tasks.NewTime(*lease)
+		t.LeaseExpiresAt = &l
+	}
+	t.LeaseLength = time.Duration(leaseLength) * time.Microsecond
 	if due != nil {
 		d := tasks.NewTime(*due)
 		t.DueAt = &d
@@ -205,9 +214,10 @@ const pruneLock int64 = 0x7461736b68756202 // "taskhub" and 2
 
 // PruneEvents deletes the events older than before, and returns how many it deleted.
 // Seqs are never given again: a client that asks for a pruned one learns that the
-// history was truncated. Events are written in time order, so the oldest to keep is
-// found by walking seqs up from the oldest, not by scanning every event's time. One
-// node prunes at a time: while another holds the lock, PruneEvents deletes nothing
+// history was truncated. Events that an enabled webhook endpoint has yet to handle
+// are kept (tasks.WebhookStore). Events are written in time order, so the oldest to
+// keep is found by walking seqs up from the oldest, not by scanning every event's
+// time. One node prunes at a time: while another holds the lock, PruneEvents deletes nothing
 // and returns 0, the other node doing the work.
 func (db *DB) PruneEvents(ctx context.Context, before time.Time) (n int64, err error) {
 	conn, err := db.pool.Acquire(ctx)
@@ -236,13 +246,12 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (n int64, err e
 		return 0, fmt.Errorf("prune events: %w", mapError(err))
 	}
 	for {
-		tag, err := conn.Exec(ctx, `DELETE FROM events WHERE seq IN
-			(SELECT seq FROM events WHERE seq < $1 ORDER BY seq LIMIT $2)`, keep, pruneChunk)
+		deleted, err := pruneChunkTx(ctx, conn.Conn(), keep)
 		if err != nil {
 			return n, fmt.Errorf("prune events: %w", mapError(err))
 		}
-		n += tag.RowsAffected()
-		if tag.RowsAffected() < pruneChunk {
+		n += deleted
+		if deleted < pruneChunk {
 			return n, nil
 		}
 	}
@@ -402,13 +411,15 @@ func (w *writeTx) CreateTask(t *tasks.Task) error {
 	}
 	err = w.write(stmt(`WITH t AS (
 			INSERT INTO tasks (id, title, description, status, priority, assignee, project,
-				parent_id, due_at, version, created_at, updated_at, created_by, updated_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)),
+				parent_id, due_at, version, created_at, updated_at, created_by, updated_by,
+				lease_expires_at, lease_length_us, progress, progress_message)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $17, $18, $19, $20)),
 		l AS (INSERT INTO task_labels (task_id, label) SELECT $1, unnest($15::text[]))
 		INSERT INTO task_deps (task_id, depends_on) SELECT $1, unnest($16::bigint[])`,
 		id, t.Title, t.Description, string(t.Status), string(t.Priority), t.Assignee, t.Project,
 		t.ParentID, timeArg(t.DueAt), t.Version, t.CreatedAt.Time, t.UpdatedAt.Time, t.CreatedBy, t.UpdatedBy,
-		t.Labels, t.DependsOn))
+		t.Labels, t.DependsOn,
+		timeArg(t.LeaseExpiresAt), t.LeaseLength.Microseconds(), t.Progress, t.ProgressMessage))
 	if err != nil {
 		return fmt.Errorf("insert task: %w", err)
 	}
@@ -421,10 +432,12 @@ func (w *writeTx) CreateTask(t *tasks.Task) error {
 // serves every update. The lists are written again only where they changed.
 func (w *writeTx) UpdateTask(old, t *tasks.Task) error {
 	stmts := []*pgx.QueuedQuery{stmt(`UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5,
-		assignee = $6, project = $7, parent_id = $8, due_at = $9, version = $10, updated_at = $11, updated_by = $12
+		assignee = $6, project = $7, parent_id = $8, due_at = $9, version = $10, updated_at = $11, updated_by = $12,
+		lease_expires_at = $13, lease_length_us = $14, progress = $15, progress_message = $16
 		WHERE id = $1`,
 		t.ID, t.Title, t.Description, string(t.Status), string(t.Priority), t.Assignee,
-		t.Project, t.ParentID, timeArg(t.DueAt), t.Version, t.UpdatedAt.Time, t.UpdatedBy)}
+		t.Project, t.ParentID, timeArg(t.DueAt), t.Version, t.UpdatedAt.Time, t.UpdatedBy,
+		timeArg(t.LeaseExpiresAt), t.LeaseLength.Microseconds(), t.Progress, t.ProgressMessage)}
 	if !slices.Equal(old.Labels, t.Labels) {
 		stmts = append(stmts, stmt("DELETE FROM task_labels WHERE task_id = $1", t.ID),
 			stmt("INSERT INTO task_labels (task_id, label) SELECT $1, unnest($2::text[])", t.ID, t.Labels))

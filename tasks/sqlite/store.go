@@ -61,7 +61,8 @@ func (db *DB) reader(ctx context.Context) conn { return conn{ctx: ctx, stmts: db
 const taskColumns = `t.id, t.title, t.description, t.status, t.priority, t.assignee, t.project,
 	t.parent_id, t.due_at, t.version, t.created_at, t.updated_at, t.created_by, t.updated_by,
 	(SELECT json_group_array(label) FROM task_labels WHERE task_id = t.id),
-	(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = t.id)`
+	(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = t.id),
+	t.lease_expires_at, t.lease_length_us, t.progress, t.progress_message`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -72,12 +73,23 @@ func scanTask(row scanner) (*tasks.Task, error) {
 		due                  sql.NullString
 		created, updated     string
 		labelsJSON, depsJSON string
+		lease                sql.NullString
+		leaseLength          int64
 	)
 	err := row.Scan(&t.ID, &t.Title, &t.Description, &t.Status, &t.Priority, &t.Assignee, &t.Project,
-		&parent, &due, &t.Version, &created, &updated, &t.CreatedBy, &t.UpdatedBy, &labelsJSON, &depsJSON)
+		&parent, &due, &t.Version, &created, &updated, &t.CreatedBy, &t.UpdatedBy, &labelsJSON, &depsJSON,
+		&lease, &leaseLength, &t.Progress, &t.ProgressMessage)
 	if err != nil {
 		return nil, err
 	}
+	if lease.Valid {
+		l, err := parseTime(lease.String)
+		if err != nil {
+			return nil, err
+		}
+		t.LeaseExpiresAt = &l
+	}
+	t.LeaseLength = time.Duration(leaseLength) * time.Microsecond
 	if parent.Valid {
 		t.ParentID = &parent.Int64
 	}
@@ -289,7 +301,8 @@ func (db *DB) FirstSeq(ctx context.Context) (int64, error) {
 // never holds up other writes for long.
 const pruneChunk = 5000
 
-// PruneEvents deletes the events older than before, and returns how many it deleted.
+// PruneEvents deletes the events older than before, and returns how many it deleted,
+// keeping those an enabled webhook endpoint has yet to handle (tasks.WebhookStore).
 // Seqs are never given again: a client that asks for a pruned one learns that the
 // history was truncated. Events are written in time order, so the oldest to keep is
 // found by walking seqs up from the oldest, not by scanning every event's time.
@@ -306,7 +319,7 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) 
 		var n int64
 		err := db.Write(ctx, func(tx tasks.Tx) error {
 			res, err := tx.(*writeTx).exec(`DELETE FROM events WHERE seq IN
-				(SELECT seq FROM events WHERE seq < ? ORDER BY seq LIMIT ?)`, keep, pruneChunk)
+				(SELECT seq FROM events WHERE seq < ? AND `+pruneBound+` ORDER BY seq LIMIT ?)`, keep, pruneChunk)
 			if err != nil {
 				return err
 			}
@@ -383,10 +396,12 @@ func (w *writeTx) Dependents(id int64) (dependents, children []int64, err error)
 
 func (w *writeTx) CreateTask(t *tasks.Task) error {
 	res, err := w.exec(`INSERT INTO tasks (title, description, status, priority, assignee, project,
-		parent_id, due_at, version, created_at, updated_at, created_by, updated_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		parent_id, due_at, version, created_at, updated_at, created_by, updated_by,
+		lease_expires_at, lease_length_us, progress, progress_message)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.Title, t.Description, t.Status, t.Priority, t.Assignee, t.Project,
-		t.ParentID, formatTime(t.DueAt), t.Version, t.CreatedAt.String(), t.UpdatedAt.String(), t.CreatedBy, t.UpdatedBy)
+		t.ParentID, formatTime(t.DueAt), t.Version, t.CreatedAt.String(), t.UpdatedAt.String(), t.CreatedBy, t.UpdatedBy,
+		formatTime(t.LeaseExpiresAt), t.LeaseLength.Microseconds(), t.Progress, t.ProgressMessage)
 	if err != nil {
 		return fmt.Errorf("insert task: %w", err)
 	}
@@ -413,6 +428,10 @@ func (w *writeTx) UpdateTask(old, t *tasks.Task) error {
 		{"project", old.Project, t.Project},
 		{"parent_id", nullable(old.ParentID), nullable(t.ParentID)},
 		{"due_at", formatTime(old.DueAt), formatTime(t.DueAt)},
+		{"lease_expires_at", formatTime(old.LeaseExpiresAt), formatTime(t.LeaseExpiresAt)},
+		{"lease_length_us", old.LeaseLength.Microseconds(), t.LeaseLength.Microseconds()},
+		{"progress", old.Progress, t.Progress},
+		{"progress_message", old.ProgressMessage, t.ProgressMessage},
 	} {
 		if c.old != c.new {
 			set = append(set, c.column+" = ?")

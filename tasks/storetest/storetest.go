@@ -52,6 +52,7 @@ func Run(t *testing.T, open Open) {
 		{"NotesConcurrent", testNotesConcurrent},
 		{"NoteLimitRace", testNoteLimitRace},
 	}
+	cases = append(cases, leaseCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}

@@ -811,13 +811,51 @@ function renderDebug(d) {
   ];
 }
 
+// renderWebhooks shows the webhook endpoints and where their delivery stands.
+function renderWebhooks(list) {
+  if (!list.length) return h('p', { class: 'empty-note' }, 'No webhook endpoints.');
+  const cols = ['Webhook', 'URL', 'Filters', 'Enabled', 'Cursor', 'Lag', 'Last status', 'Failures', 'Next attempt', 'Disabled because'];
+  return h(
+    'div',
+    { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Webhook endpoints' },
+    h(
+      'table',
+      { class: 'subs' },
+      h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))),
+      h(
+        'tbody',
+        {},
+        list.map((w) =>
+          h(
+            'tr',
+            {},
+            h('td', { class: 'num' }, fmtNum(w.id)),
+            h('td', { class: 'mono' }, w.url),
+            h('td', { class: 'mono' }, fmtFilters(w.filters)),
+            h('td', {}, w.enabled ? 'yes' : 'no'),
+            h('td', { class: 'num' }, fmtNum(w.state.cursor)),
+            h('td', { class: 'num' }, fmtNum(w.state.lag)),
+            h('td', { class: 'num' }, w.state.last_status ? String(w.state.last_status) : '—'),
+            h('td', { class: 'num' }, fmtNum(w.state.failures)),
+            h('td', {}, w.state.next_attempt_at ? new Date(w.state.next_attempt_at).toLocaleString() : '—'),
+            h('td', {}, w.state.disabled_reason || ''),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 async function refreshDebug() {
   const box = $('#debug');
-  try {
-    box.replaceChildren(...renderDebug(await api('GET', '/events/debug')));
-  } catch (err) {
-    box.replaceChildren(h('p', { class: 'alert' }, `Could not read /events/debug: ${describe(err)}.`));
-  }
+  const [debug, hooks] = await Promise.allSettled([api('GET', '/events/debug'), api('GET', '/api/webhooks')]);
+  const parts = debug.status === 'fulfilled'
+    ? renderDebug(debug.value)
+    : [h('p', { class: 'alert' }, `Could not read /events/debug: ${describe(debug.reason)}.`)];
+  parts.splice(parts.length - 1, 0, h('h3', {}, 'Webhooks'), hooks.status === 'fulfilled'
+    ? renderWebhooks(hooks.value.webhooks || [])
+    : h('p', { class: 'alert' }, `Could not read /api/webhooks: ${describe(hooks.reason)}.`));
+  box.replaceChildren(...parts);
 }
 
 function onDebugToggle() {
