@@ -795,30 +795,30 @@ func (b *browser) noProblems(t *testing.T) {
 	}
 }
 
-// note is a task's note as the API answers it.
-type note struct {
+// taskNote is a task's note as the API answers it.
+type taskNote struct {
 	ID     int64  `json:"id"`
 	TaskID int64  `json:"task_id"`
 	Author string `json:"author"`
 	Text   string `json:"text"`
 }
 
-// addNote adds a note with text to the task id through REST.
-func addNote(t *testing.T, base string, id int64, text string) note {
+// postNote adds a note with text to the task id through REST.
+func postNote(t *testing.T, base string, id int64, text string) taskNote {
 	t.Helper()
 	body, err := json.Marshal(map[string]string{"text": text})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n note
+	var n taskNote
 	call(t, http.MethodPost, fmt.Sprintf("%s/api/tasks/%d/notes", base, id), string(body), http.StatusCreated, &n)
 	return n
 }
 
-// notesOfTask returns the whole thread of the task id, oldest first.
-func notesOfTask(t *testing.T, base string, id int64) []note {
+// threadOf returns the whole thread of the task id, oldest first.
+func threadOf(t *testing.T, base string, id int64) []taskNote {
 	t.Helper()
-	var page struct{ Notes []note }
+	var page struct{ Notes []taskNote }
 	call(t, http.MethodGet, fmt.Sprintf("%s/api/tasks/%d/notes?limit=500", base, id), "", http.StatusOK, &page)
 	return page.Notes
 }
@@ -840,9 +840,9 @@ func TestDashboardNotes(t *testing.T) {
 	other := createTask(t, base, `{"title":"Another task","project":"core"}`)
 	var want []int64
 	for i := range 53 { // more than the editor's page of 50
-		want = append(want, addNote(t, base, id, fmt.Sprintf("Note %d: run %d of the suite failed on the fixture.", i+1, i+1)).ID)
+		want = append(want, postNote(t, base, id, fmt.Sprintf("Note %d: run %d of the suite failed on the fixture.", i+1, i+1)).ID)
 	}
-	addNote(t, base, other, "A note of another task")
+	postNote(t, base, other, "A note of another task")
 	ids := func() []int64 { return eval[[]int64](t, b, shownNotes) }
 
 	b.do(t, "open the dashboard", chromedp.Navigate(base))
@@ -859,7 +859,7 @@ func TestDashboardNotes(t *testing.T) {
 	}
 
 	// Added elsewhere while a page remains: it waits, and the button says so.
-	late := addNote(t, base, id, "Added while a page remains unread").ID
+	late := postNote(t, base, id, "Added while a page remains unread").ID
 	b.wait(t, 2*time.Second, "the button to count the new note", `document.querySelector('#notes-more').textContent.includes('1 new')`)
 	if got := ids(); !slices.Equal(got, want[:50]) {
 		t.Errorf("with a page unread, the thread shows %v, want the first page only", got)
@@ -875,7 +875,7 @@ func TestDashboardNotes(t *testing.T) {
 		shownNotes, wantJSON(), len(want)))
 
 	// Once the thread is whole, a note added elsewhere shows at once, at its end.
-	want = append(want, addNote(t, base, id, "Added elsewhere, shown live").ID)
+	want = append(want, postNote(t, base, id, "Added elsewhere, shown live").ID)
 	b.wait(t, 2*time.Second, "the live note at the end", fmt.Sprintf(`JSON.stringify(%s) === %q`, shownNotes, wantJSON()))
 
 	// From the editor's box: stored, with its author, and shown once when both the
@@ -884,10 +884,10 @@ func TestDashboardNotes(t *testing.T) {
 	b.do(t, "add a note from the editor",
 		chromedp.SendKeys(chromedp.CSS(`#note-text`), text),
 		chromedp.Click(chromedp.CSS(`#note-form button[type="submit"]`)))
-	var stored []note
+	var stored []taskNote
 	deadline := time.Now().Add(2 * time.Second)
 	for len(stored) <= len(want) && time.Now().Before(deadline) {
-		stored = notesOfTask(t, base, id)
+		stored = threadOf(t, base, id)
 		if len(stored) <= len(want) {
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -920,7 +920,7 @@ func TestDashboardNotes(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#note-text`), "   "),
 		chromedp.Click(chromedp.CSS(`#note-form button[type="submit"]`)))
 	b.wait(t, time.Second, "the empty note refused", `(s => !s.hidden && s.textContent.includes('needs some text'))(document.querySelector('#notes-status'))`)
-	if n := len(notesOfTask(t, base, id)); n != len(want) {
+	if n := len(threadOf(t, base, id)); n != len(want) {
 		t.Errorf("after an empty note the task has %d notes, want %d", n, len(want))
 	}
 	b.do(t, "clear the note box", chromedp.Evaluate[chromedp.Void](`document.querySelector('#note-text').value = ''`))
@@ -940,26 +940,28 @@ func TestDashboardNotes(t *testing.T) {
 	b.noProblems(t)
 }
 
-// logEvent is what the chart's tests read of an event of the log.
-type logEvent struct {
-	Seq  int64  `json:"seq"`
-	Type string `json:"type"`
-	Task *struct {
+// loggedEvent is what the chart's tests read of an event of the log.
+type loggedEvent struct {
+	Seq   int64  `json:"seq"`
+	Type  string `json:"type"`
+	Actor string `json:"actor"`
+	Time  string `json:"time"`
+	Task  *struct {
 		Project string `json:"project"`
 	} `json:"task"`
 	Changes map[string][2]json.RawMessage `json:"changes"`
 }
 
-// logEvents returns the whole event log (up to 1,000 events).
-func logEvents(t *testing.T, base string) []logEvent {
+// eventLog returns the whole event log (up to 1,000 events).
+func eventLog(t *testing.T, base string) []loggedEvent {
 	t.Helper()
-	var page struct{ Events []logEvent }
+	var page struct{ Events []loggedEvent }
 	call(t, http.MethodGet, base+"/api/events?after=0&limit=1000", "", http.StatusOK, &page)
 	return page.Events
 }
 
 // countByType counts events by type.
-func countByType(events []logEvent) map[string]int {
+func countByType(events []loggedEvent) map[string]int {
 	n := map[string]int{}
 	for _, e := range events {
 		n[e.Type]++
@@ -996,24 +998,24 @@ func TestDashboardChart(t *testing.T) {
 	site := createTask(t, base, `{"title":"Site work","project":"site"}`)
 	patchTask(t, base, core, `{"status":"in_progress"}`)
 	patchTask(t, base, moved, `{"project":"site"}`)
-	addNote(t, base, core, "Started on the chart")
+	postNote(t, base, core, "Started on the chart")
 	call(t, http.MethodDelete, fmt.Sprintf("%s/api/tasks/%d", base, site), "", http.StatusNoContent, nil)
 
 	b.do(t, "open the dashboard", chromedp.Navigate(base))
 	b.wait(t, 5*time.Second, "the board, live", `document.querySelector('#conn').dataset.state === 'live'`)
-	waitChart(t, b, "the chart filled from the log", countByType(logEvents(t, base)))
+	waitChart(t, b, "the chart filled from the log", countByType(eventLog(t, base)))
 
 	// Live: counted from the stream, once each.
 	patchTask(t, base, core, `{"status":"review"}`)
 	createTask(t, base, `{"title":"Made while the chart looks","project":"core"}`)
-	addNote(t, base, core, "Ready for review")
-	addNote(t, base, moved, "Moved on")
-	waitChart(t, b, "the chart counting the stream", countByType(logEvents(t, base)))
+	postNote(t, base, core, "Ready for review")
+	postNote(t, base, moved, "Moved on")
+	waitChart(t, b, "the chart counting the stream", countByType(eventLog(t, base)))
 	if n := eval[int](t, b, `document.querySelectorAll('#chart g.minute').length`); n < 1 || n > 2 {
 		t.Errorf("the chart has bars in %d minutes, want the one or two this test ran in", n)
 	}
 	total := eval[int](t, b, `[...document.querySelectorAll('#chart g.minute')].reduce((n, g) => n + Number(g.dataset.total), 0)`)
-	if want := len(logEvents(t, base)); total != want {
+	if want := len(eventLog(t, base)); total != want {
 		t.Errorf("the chart's minutes add up to %d events, want %d", total, want)
 	}
 	if h := eval[float64](t, b, `Math.max(...[...document.querySelectorAll('#chart rect.bar')].map((r) => r.getBoundingClientRect().height))`); h < 10 {
@@ -1027,8 +1029,8 @@ func TestDashboardChart(t *testing.T) {
 	// that moved a task out of it, and the fill counts the same.
 	b.do(t, "open the board of project core", chromedp.Navigate(base+"/?project=core"))
 	coreEvents := func() map[string]int {
-		var keep []logEvent
-		for _, e := range logEvents(t, base) {
+		var keep []loggedEvent
+		for _, e := range eventLog(t, base) {
 			was := ""
 			if c, ok := e.Changes["project"]; ok {
 				_ = json.Unmarshal(c[0], &was)
@@ -1066,11 +1068,11 @@ func TestDashboardChart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the page did not read the log for its chart")
 	}
-	addNote(t, base, core, "Made while the chart's fill waits")
+	postNote(t, base, core, "Made while the chart's fill waits")
 	patchTask(t, base, core, `{"priority":"high"}`)
 	b.wait(t, 2*time.Second, "the stream's events in the activity feed", fmt.Sprintf(`!!document.querySelector('#activity [data-seq="%d"]')`, lastEventSeq(t, base)))
 	close(release)
-	waitChart(t, b, "the chart after the held fill, each event once", countByType(logEvents(t, base)))
+	waitChart(t, b, "the chart after the held fill, each event once", countByType(eventLog(t, base)))
 
 	// Bounded: through a proxy that says the server's largest page is 5 events, the
 	// page reads at most its 10 pages back from the end, 50 events, and says so.
@@ -1090,7 +1092,7 @@ func TestDashboardChart(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	all := logEvents(t, base)
+	all := eventLog(t, base)
 	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(bounded))
 	waitChart(t, b, "the chart of the last 50 events", countByType(all[len(all)-50:]))
 	b.wait(t, time.Second, "the chart to say how far back it read", `document.querySelector('#chart-box').textContent.includes('read back to')`)
@@ -1109,5 +1111,214 @@ func TestDashboardChart(t *testing.T) {
 			t.Errorf("the page read /api/events?%s: a page over the vocabulary's limit of 5", q)
 		}
 	}
+	b.noProblems(t)
+}
+
+// claimedTask is what the claims' test reads of a task.
+type claimedTask struct {
+	ID              int64   `json:"id"`
+	Status          string  `json:"status"`
+	Assignee        string  `json:"assignee"`
+	Version         int64   `json:"version"`
+	LeaseExpiresAt  *string `json:"lease_expires_at"`
+	Progress        int     `json:"progress"`
+	ProgressMessage string  `json:"progress_message"`
+}
+
+// cardClaim is a JavaScript expression for what a task's card shows of its claim.
+func cardClaim(id int64) string {
+	return fmt.Sprintf(`(c => c && {
+		version: Number(c.dataset.version),
+		status: c.dataset.status,
+		holder: c.querySelector('.assignee.holder .name')?.textContent ?? '',
+		expires: c.querySelector('.lease')?.dataset.expires ?? '',
+		left: c.querySelector('.lease .lease-left')?.textContent ?? '',
+		progress: Number(c.querySelector('progress')?.value ?? 0),
+		progressTitle: c.querySelector('progress')?.title ?? '',
+		progressLabel: c.querySelector('.progress-label')?.textContent ?? '',
+	})(%s)`, card(id))
+}
+
+// cardClaimOf is the value of cardClaim.
+type cardClaimOf struct {
+	Version                      int64
+	Status, Holder, Expires      string
+	Left                         string
+	Progress                     float64
+	ProgressTitle, ProgressLabel string
+}
+
+// leaseShownRight is a JavaScript condition: the lease on the task's card says the
+// time left until its data-expires, to within a second and a half, as m:ss.
+func leaseShownRight(id int64) string {
+	return fmt.Sprintf(`(el => {
+		if (!el) return false;
+		const [m, s] = el.querySelector('.lease-left').textContent.split(':').map(Number);
+		const left = (Date.parse(el.dataset.expires) - Date.now()) / 1000;
+		return Math.abs(m * 60 + s - left) <= 1.5;
+	})(%s.querySelector('.lease'))`, card(id))
+}
+
+// agentsShown is a JavaScript expression for the Agents panel: each actor with its
+// tasks' ids, their leases and the time of its last activity.
+const agentsShown = `[...document.querySelectorAll('#agents .agent')].map((a) => ({
+	actor: a.dataset.actor,
+	tasks: [...a.querySelectorAll('.agent-task')].map((t) => Number(t.dataset.taskId)),
+	leases: [...a.querySelectorAll('.agent-task .lease')].map((l) => l.dataset.expires),
+	since: a.querySelector('.ago')?.dataset.since ?? '',
+}))`
+
+// agentShown is one entry of agentsShown.
+type agentShown struct {
+	Actor  string
+	Tasks  []int64
+	Leases []string
+	Since  string
+}
+
+// giveToken answers the page's token dialog with secret.
+func (b *browser) giveToken(t *testing.T, secret string) {
+	t.Helper()
+	b.wait(t, 5*time.Second, "the token dialog", `document.querySelector('#token-dialog').open`)
+	b.do(t, "give the token",
+		chromedp.SetValue(chromedp.CSS(`#t-token`), secret),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
+}
+
+// TestDashboardClaims has two agents claim tasks through REST and checks what the
+// page shows: on the card the holder, the lease counting down and the progress bar
+// with its message; a heartbeat, which leaves the task's version as it is, moving the
+// lease shown; the Agents panel listing each holder with its tasks, their leases and
+// its last activity; a release taking the claim off; and a lease that runs out taking
+// the task back to todo, unassigned.
+func TestDashboardClaims(t *testing.T) {
+	b := newBrowser(t)
+	dir := artifactDir(t)
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	boss := tokenEntry{"boss", "boss-secret", []string{"read", "write", "admin"}}
+	claude := tokenEntry{"claude-code", "claude-secret", []string{"read", "write"}}
+	codex := tokenEntry{"codex", "codex-secret", []string{"read", "write"}}
+	writeTokens(t, path, boss, claude, codex)
+	// Claims that ask for no lease get 2 s: the last one here runs out.
+	base, _ := startServer(t, "--tokens-file", path, "--claim-lease", "2s")
+	read := func(tok tokenEntry, method, path, body string, want int, out any) {
+		t.Helper()
+		resp, b := send(t, method, base+path, tok.secret, body, nil)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s as %s: %d %s, want %d", method, path, tok.name, resp.StatusCode, b, want)
+		}
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+	as := func(tok tokenEntry, method, path, body string, want int) (task claimedTask) {
+		t.Helper()
+		read(tok, method, path, body, want, &task)
+		return task
+	}
+	var log struct {
+		Events  []loggedEvent
+		LastSeq int64 `json:"last_seq"`
+	}
+	readLog := func() {
+		t.Helper()
+		read(boss, http.MethodGet, "/api/events?after=0&limit=1000", "", http.StatusOK, &log)
+	}
+	sched := as(boss, http.MethodPost, "/api/tasks", `{"title":"Write the lease scheduler","priority":"high","project":"core","labels":["leases"]}`, http.StatusCreated)
+	readme := as(boss, http.MethodPost, "/api/tasks", `{"title":"Review the README","project":"docs"}`, http.StatusCreated)
+	spare := as(boss, http.MethodPost, "/api/tasks", `{"title":"Nobody's yet","project":"core"}`, http.StatusCreated)
+	as(claude, http.MethodPost, fmt.Sprintf("/api/tasks/%d/claim", sched.ID), `{"lease_seconds":600}`, http.StatusOK)
+	as(codex, http.MethodPost, fmt.Sprintf("/api/tasks/%d/claim", readme.ID), `{"lease_seconds":300}`, http.StatusOK)
+	sched = as(claude, http.MethodPatch, fmt.Sprintf("/api/tasks/%d", sched.ID), `{"progress":40,"progress_message":"Running the store tests"}`, http.StatusOK)
+	if sched.LeaseExpiresAt == nil || sched.Progress != 40 {
+		t.Fatalf("the claimed task after its progress report: %+v", sched)
+	}
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.giveToken(t, boss.secret)
+	b.wait(t, 5*time.Second, "the board, live", `document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#board .card').length === 3`)
+
+	// The card: holder, lease, progress.
+	got := eval[cardClaimOf](t, b, cardClaim(sched.ID))
+	if got.Holder != "claude-code" || got.Expires != *sched.LeaseExpiresAt || got.Status != "in_progress" {
+		t.Errorf("the claimed card shows holder %q, lease until %q, in %s; want claude-code, %q, in_progress", got.Holder, got.Expires, got.Status, *sched.LeaseExpiresAt)
+	}
+	if got.Progress != 40 || got.ProgressTitle != "Running the store tests" || !strings.Contains(got.ProgressLabel, "Running the store tests") || !strings.Contains(got.ProgressLabel, "40%") {
+		t.Errorf("the claimed card's progress: %v titled %q, labelled %q; want 40, with its message", got.Progress, got.ProgressTitle, got.ProgressLabel)
+	}
+	if !eval[bool](t, b, leaseShownRight(sched.ID)) {
+		t.Errorf("the lease shows %q left, which is not the time until %s", got.Left, got.Expires)
+	}
+	if free := eval[cardClaimOf](t, b, cardClaim(spare.ID)); free.Holder != "" || free.Expires != "" || free.Progress != 0 || free.ProgressLabel != "" {
+		t.Errorf("the unclaimed card shows a claim: %+v", free)
+	}
+	// It counts down by itself.
+	b.wait(t, 3*time.Second, "the lease to count down", fmt.Sprintf(`%s.querySelector('.lease-left').textContent !== %q`, card(sched.ID), got.Left))
+	if !eval[bool](t, b, leaseShownRight(sched.ID)) {
+		t.Error("the lease's countdown went wrong")
+	}
+
+	// A heartbeat renews the lease but is no new version: the card shows the new lease.
+	beat := as(claude, http.MethodPost, fmt.Sprintf("/api/tasks/%d/heartbeat", sched.ID), "", http.StatusOK)
+	if beat.Version != sched.Version || beat.LeaseExpiresAt == nil || *beat.LeaseExpiresAt <= *sched.LeaseExpiresAt {
+		t.Fatalf("the heartbeat's answer %+v: want version %d and a later lease than %s", beat, sched.Version, *sched.LeaseExpiresAt)
+	}
+	b.wait(t, 2*time.Second, "the renewed lease on the card", fmt.Sprintf(`(c => c.expires === %q && c.version === %d)(%s)`, *beat.LeaseExpiresAt, beat.Version, cardClaim(sched.ID)))
+	if n := eval[int](t, b, fmt.Sprintf(`document.querySelectorAll('#board [data-task-id="%d"]').length`, sched.ID)); n != 1 {
+		t.Errorf("%d cards for the renewed task, want 1", n)
+	}
+	if !eval[bool](t, b, leaseShownRight(sched.ID)) {
+		t.Error("the renewed lease shows the wrong time left")
+	}
+
+	// The Agents panel: each holder, its tasks and leases, its last activity.
+	readLog()
+	lastBy := func(actor string) string {
+		last := ""
+		for _, e := range log.Events {
+			if e.Actor == actor && e.Time > last {
+				last = e.Time
+			}
+		}
+		return last
+	}
+	readme = as(codex, http.MethodGet, fmt.Sprintf("/api/tasks/%d", readme.ID), "", http.StatusOK)
+	wantAgents := []agentShown{
+		{"claude-code", []int64{sched.ID}, []string{*beat.LeaseExpiresAt}, lastBy("claude-code")},
+		{"codex", []int64{readme.ID}, []string{*readme.LeaseExpiresAt}, lastBy("codex")},
+	}
+	agents := eval[[]agentShown](t, b, agentsShown)
+	if fmt.Sprint(agents) != fmt.Sprint(wantAgents) {
+		t.Errorf("the Agents panel shows %+v, want %+v", agents, wantAgents)
+	}
+
+	// Progress reported again shows at once.
+	as(claude, http.MethodPatch, fmt.Sprintf("/api/tasks/%d", sched.ID), `{"progress":80,"progress_message":"One test left"}`, http.StatusOK)
+	b.wait(t, 2*time.Second, "the new progress on the card", fmt.Sprintf(`(c => c.progress === 80 && c.progressTitle === 'One test left')(%s)`, cardClaim(sched.ID)))
+
+	b.screenshot(t, dir, "dashboard-claims.png", 1440, 1000, false, true)
+	b.screenshot(t, dir, "dashboard-claims-dark.png", 1440, 1000, true, true)
+	b.screenshot(t, dir, "dashboard-claims-phone.png", 390, 844, false, false)
+	b.screenshot(t, dir, "dashboard-claims-phone-full.png", 390, 844, true, true)
+
+	// A release takes the claim off the card and the holder off the panel.
+	as(codex, http.MethodPost, fmt.Sprintf("/api/tasks/%d/release", readme.ID), "", http.StatusOK)
+	b.wait(t, 2*time.Second, "the released task back in todo, without a claim", fmt.Sprintf(
+		`(c => c.status === 'todo' && c.holder === '' && c.expires === '')(%s) && JSON.stringify(%s.map((a) => a.actor)) === '["claude-code"]'`,
+		cardClaim(readme.ID), agentsShown))
+
+	// A lease that runs out: the task goes back to todo, unassigned, by the system.
+	short := as(codex, http.MethodPost, fmt.Sprintf("/api/tasks/%d/claim", spare.ID), "", http.StatusOK)
+	if short.LeaseExpiresAt == nil {
+		t.Fatalf("the claim without lease_seconds has no lease: %+v", short)
+	}
+	b.wait(t, 2*time.Second, "the short claim on the card and the panel", fmt.Sprintf(
+		`(c => c.holder === 'codex' && c.expires === %q)(%s) && %s.some((a) => a.actor === 'codex')`, *short.LeaseExpiresAt, cardClaim(spare.ID), agentsShown))
+	b.wait(t, 5*time.Second, "the expired task back in todo, unassigned", fmt.Sprintf(
+		`(c => c.status === 'todo' && c.holder === '' && c.expires === '' && !document.querySelector('#board [data-task-id="%d"] .assignee'))(%s) && JSON.stringify(%s.map((a) => a.actor)) === '["claude-code"]'`,
+		spare.ID, cardClaim(spare.ID), agentsShown))
+	readLog()
+	b.wait(t, 2*time.Second, "the expiry in the activity feed", fmt.Sprintf(
+		`(li => !!li && li.querySelector('.changes').textContent.startsWith('lease expired') && li.querySelector('.who').textContent.startsWith('system'))(document.querySelector('#activity [data-seq="%d"]'))`, log.LastSeq))
 	b.noProblems(t)
 }
