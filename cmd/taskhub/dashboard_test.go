@@ -652,6 +652,47 @@ func checkBoard(t *testing.T, b *browser, v vocabularyOf, list []boardTask) boar
 	return got
 }
 
+// proxyVocabulary serves base through a proxy, and returns its URL: GET
+// /api/vocabulary answers the server's vocabulary changed by edit; every request is
+// first shown to seen, when not nil, which may hold it up.
+func proxyVocabulary(t *testing.T, base string, edit func(v map[string]any), seen func(r *http.Request)) string {
+	t.Helper()
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if seen != nil {
+			seen(r)
+		}
+		if r.URL.Path != "/api/vocabulary" {
+			forward.ServeHTTP(w, r)
+			return
+		}
+		var v map[string]any
+		resp, err := http.Get(base + "/api/vocabulary")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&v)
+			resp.Body.Close()
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		edit(v)
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(v); err != nil {
+			t.Errorf("proxy: answer the vocabulary: %v", err)
+		}
+	}))
+	t.Cleanup(func() {
+		proxy.CloseClientConnections() // the page's stream, which would hold Close up
+		proxy.Close()
+	})
+	return proxy.URL
+}
+
 // TestDashboardVocabulary checks that the board is built from GET /api/vocabulary, not
 // from a copy in the page: first against the server's own, then through a proxy that
 // answers another one (statuses and priorities reordered, and one of each that the
@@ -715,37 +756,10 @@ func TestDashboardVocabulary(t *testing.T) {
 		Statuses:   append([]string{"triage"}, reversed(vocab.Statuses)...),
 		Priorities: append([]string{"someday"}, reversed(vocab.Priorities)...),
 	}
-	target, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forward := httputil.NewSingleHostReverseProxy(target)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/vocabulary" {
-			forward.ServeHTTP(w, r)
-			return
-		}
-		var v map[string]any
-		resp, err := http.Get(base + "/api/vocabulary")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
+	proxy := proxyVocabulary(t, base, func(v map[string]any) {
 		v["statuses"], v["priorities"] = other.Statuses, other.Priorities
-		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(v); err != nil {
-			t.Errorf("proxy: answer the vocabulary: %v", err)
-		}
-	}))
-	t.Cleanup(func() {
-		proxy.CloseClientConnections() // the page's stream, which would hold Close up
-		proxy.Close()
-	})
-	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(proxy.URL))
+	}, nil)
+	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(proxy))
 	b.wait(t, 5*time.Second, "the board through the proxy, live", fmt.Sprintf(
 		`document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#board .card').length === %d`, len(list)))
 	got := checkBoard(t, b, other, list)
@@ -769,4 +783,542 @@ func TestDashboardVocabulary(t *testing.T) {
 	for _, p := range b.problems {
 		t.Errorf("console: %s", p)
 	}
+}
+
+// noProblems fails the test for each console error and uncaught exception of the page.
+func (b *browser) noProblems(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		t.Errorf("console: %s", p)
+	}
+}
+
+// taskNote is a task's note as the API answers it.
+type taskNote struct {
+	ID     int64  `json:"id"`
+	TaskID int64  `json:"task_id"`
+	Author string `json:"author"`
+	Text   string `json:"text"`
+}
+
+// postNote adds a note with text to the task id through REST.
+func postNote(t *testing.T, base string, id int64, text string) taskNote {
+	t.Helper()
+	body, err := json.Marshal(map[string]string{"text": text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n taskNote
+	call(t, http.MethodPost, fmt.Sprintf("%s/api/tasks/%d/notes", base, id), string(body), http.StatusCreated, &n)
+	return n
+}
+
+// threadOf returns the whole thread of the task id, oldest first.
+func threadOf(t *testing.T, base string, id int64) []taskNote {
+	t.Helper()
+	var page struct{ Notes []taskNote }
+	call(t, http.MethodGet, fmt.Sprintf("%s/api/tasks/%d/notes?limit=500", base, id), "", http.StatusOK, &page)
+	return page.Notes
+}
+
+// shownNotes is a JavaScript expression for the ids of the notes the editor lists, in
+// their order.
+const shownNotes = `[...document.querySelectorAll('#notes-list .note')].map((li) => Number(li.dataset.noteId))`
+
+// TestDashboardNotes opens a task with more notes than a page in the editor: its
+// thread shows oldest first, a page at a time; a note added elsewhere while pages
+// remain unread waits for them (it comes after them), one added once the thread is
+// whole shows at once, and one added from the editor's box is stored and shown once,
+// though both the POST's answer and its event bring it.
+func TestDashboardNotes(t *testing.T) {
+	b := newBrowser(t)
+	dir := artifactDir(t)
+	base, _ := startServer(t)
+	id := createTask(t, base, `{"title":"Find why the CI run is flaky","assignee":"claude-code","project":"core","labels":["ci"]}`)
+	other := createTask(t, base, `{"title":"Another task","project":"core"}`)
+	var want []int64
+	for i := range 53 { // more than the editor's page of 50
+		want = append(want, postNote(t, base, id, fmt.Sprintf("Note %d: run %d of the suite failed on the fixture.", i+1, i+1)).ID)
+	}
+	postNote(t, base, other, "A note of another task")
+	ids := func() []int64 { return eval[[]int64](t, b, shownNotes) }
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.wait(t, 5*time.Second, "the board, live", `document.querySelector('#conn').dataset.state === 'live' && !!`+card(id))
+	b.do(t, "open the editor",
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-task-id="%d"] [data-action="edit"]`, id))),
+		chromedp.WaitVisible(chromedp.CSS(`#editor`)))
+	b.wait(t, 2*time.Second, "the thread's first page", `document.querySelectorAll('#notes-list .note').length === 50 && !document.querySelector('#notes-more').hidden`)
+	if got := ids(); !slices.Equal(got, want[:50]) {
+		t.Errorf("the first page shows notes %v, want the oldest 50 in order %v", got, want[:50])
+	}
+	if got := eval[string](t, b, `document.querySelector('#notes-list .note .note-text').textContent`); got != "Note 1: run 1 of the suite failed on the fixture." {
+		t.Errorf("the first note says %q", got)
+	}
+
+	// Added elsewhere while a page remains: it waits, and the button says so.
+	late := postNote(t, base, id, "Added while a page remains unread").ID
+	b.wait(t, 2*time.Second, "the button to count the new note", `document.querySelector('#notes-more').textContent.includes('1 new')`)
+	if got := ids(); !slices.Equal(got, want[:50]) {
+		t.Errorf("with a page unread, the thread shows %v, want the first page only", got)
+	}
+	b.do(t, "show more notes", chromedp.Click(chromedp.CSS(`#notes-more`)))
+	want = append(want, late)
+	wantJSON := func() string {
+		j, _ := json.Marshal(want)
+		return string(j)
+	}
+	b.wait(t, 2*time.Second, "the whole thread, in order", fmt.Sprintf(
+		`JSON.stringify(%s) === %q && document.querySelector('#notes-more').hidden && document.querySelector('#notes-count').textContent === "%d"`,
+		shownNotes, wantJSON(), len(want)))
+
+	// Once the thread is whole, a note added elsewhere shows at once, at its end.
+	want = append(want, postNote(t, base, id, "Added elsewhere, shown live").ID)
+	b.wait(t, 2*time.Second, "the live note at the end", fmt.Sprintf(`JSON.stringify(%s) === %q`, shownNotes, wantJSON()))
+
+	// From the editor's box: stored, with its author, and shown once when both the
+	// answer and the event have come.
+	const text = "Found it: the fixture needs TZ=UTC.\nFixing it in the CI config."
+	b.do(t, "add a note from the editor",
+		chromedp.SendKeys(chromedp.CSS(`#note-text`), text),
+		chromedp.Click(chromedp.CSS(`#note-form button[type="submit"]`)))
+	var stored []taskNote
+	deadline := time.Now().Add(2 * time.Second)
+	for len(stored) <= len(want) && time.Now().Before(deadline) {
+		stored = threadOf(t, base, id)
+		if len(stored) <= len(want) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if len(stored) != len(want)+1 {
+		t.Fatalf("the task has %d notes after adding one from the editor, want %d", len(stored), len(want)+1)
+	}
+	mine := stored[len(stored)-1]
+	if mine.Text != text || mine.Author != "anonymous" {
+		t.Errorf("the note added from the editor is %+v, want text %q by anonymous", mine, text)
+	}
+	want = append(want, mine.ID)
+	seq := lastEventSeq(t, base)
+	b.wait(t, 2*time.Second, "the note's event in the activity feed", fmt.Sprintf(`!!document.querySelector('#activity [data-seq="%d"]')`, seq))
+	if got := ids(); !slices.Equal(got, want) {
+		t.Errorf("after adding a note from the editor the thread shows %v, want %v: each once, in order", got, want)
+	}
+	if got := eval[string](t, b, `document.querySelector('#notes-list .note:last-child .note-text').textContent`); got != text {
+		t.Errorf("the last note shown says %q, want %q", got, text)
+	}
+	if got := eval[string](t, b, `document.querySelector('#note-text').value`); got != "" {
+		t.Errorf("the note box keeps %q after the note was added", got)
+	}
+	if got := eval[string](t, b, fmt.Sprintf(`document.querySelector('#activity [data-seq="%d"] .changes').textContent`, seq)); !strings.HasPrefix(got, "Found it") {
+		t.Errorf("the activity feed shows the note as %q, want its text", got)
+	}
+
+	// An empty note is not sent.
+	b.do(t, "add an empty note",
+		chromedp.SetValue(chromedp.CSS(`#note-text`), "   "),
+		chromedp.Click(chromedp.CSS(`#note-form button[type="submit"]`)))
+	b.wait(t, time.Second, "the empty note refused", `(s => !s.hidden && s.textContent.includes('needs some text'))(document.querySelector('#notes-status'))`)
+	if n := len(threadOf(t, base, id)); n != len(want) {
+		t.Errorf("after an empty note the task has %d notes, want %d", n, len(want))
+	}
+	b.do(t, "clear the note box", chromedp.Evaluate[chromedp.Void](`document.querySelector('#note-text').value = ''`))
+
+	b.do(t, "scroll the thread to its end", chromedp.Evaluate[chromedp.Void](`(l => { l.scrollTop = l.scrollHeight; })(document.querySelector('#notes-list'))`))
+	b.screenshot(t, dir, "dashboard-notes.png", 1440, 1000, false, false)
+	b.screenshot(t, dir, "dashboard-notes-dark.png", 1440, 1000, true, false)
+	b.screenshot(t, dir, "dashboard-notes-phone.png", 390, 844, false, false)
+
+	// Another task's thread: its own note only.
+	b.do(t, "open the other task",
+		chromedp.Click(chromedp.CSS(`#edit-task [data-action="cancel"]`)),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-task-id="%d"] [data-action="edit"]`, other))),
+		chromedp.WaitVisible(chromedp.CSS(`#editor`)))
+	b.wait(t, 2*time.Second, "the other task's thread", `document.querySelectorAll('#notes-list .note').length === 1 && document.querySelector('#notes-more').hidden &&
+		document.querySelector('#notes-list .note-text').textContent === 'A note of another task'`)
+	b.noProblems(t)
+}
+
+// loggedEvent is what the chart's tests read of an event of the log.
+type loggedEvent struct {
+	Seq   int64  `json:"seq"`
+	Type  string `json:"type"`
+	Actor string `json:"actor"`
+	Time  string `json:"time"`
+	Task  *struct {
+		Project string `json:"project"`
+	} `json:"task"`
+	Changes map[string][2]json.RawMessage `json:"changes"`
+}
+
+// eventLog returns the whole event log (up to 1,000 events).
+func eventLog(t *testing.T, base string) []loggedEvent {
+	t.Helper()
+	var page struct{ Events []loggedEvent }
+	call(t, http.MethodGet, base+"/api/events?after=0&limit=1000", "", http.StatusOK, &page)
+	return page.Events
+}
+
+// countByType counts events by type.
+func countByType(events []loggedEvent) map[string]int {
+	n := map[string]int{}
+	for _, e := range events {
+		n[e.Type]++
+	}
+	return n
+}
+
+// chartCounts is a JavaScript expression for the chart's bars summed by type.
+const chartCounts = `[...document.querySelectorAll('#chart rect.bar')].reduce((m, r) => (m[r.dataset.type] = (m[r.dataset.type] || 0) + Number(r.dataset.count), m), {})`
+
+// waitChart waits until the chart's bars count want by type.
+func waitChart(t *testing.T, b *browser, what string, want map[string]int) {
+	t.Helper()
+	j, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.wait(t, 3*time.Second, what, fmt.Sprintf(
+		`(got => { const want = %s; return Object.keys(want).length === Object.keys(got).length && Object.entries(want).every(([k, v]) => got[k] === v); })(%s)`,
+		j, chartCounts))
+}
+
+// TestDashboardChart checks the chart of events per minute: filled from the log when
+// the page loads, then counting the stream, each event once and by its type; under a
+// filter, only the events the stream sends; and, through a proxy whose vocabulary
+// makes the page's pages small, that it reads no more than its bound of pages and says
+// how far back it read.
+func TestDashboardChart(t *testing.T) {
+	b := newBrowser(t)
+	dir := artifactDir(t)
+	base, _ := startServer(t)
+	core := createTask(t, base, `{"title":"Chart the events","project":"core"}`)
+	moved := createTask(t, base, `{"title":"Moves to site","project":"core"}`)
+	site := createTask(t, base, `{"title":"Site work","project":"site"}`)
+	patchTask(t, base, core, `{"status":"in_progress"}`)
+	patchTask(t, base, moved, `{"project":"site"}`)
+	postNote(t, base, core, "Started on the chart")
+	call(t, http.MethodDelete, fmt.Sprintf("%s/api/tasks/%d", base, site), "", http.StatusNoContent, nil)
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.wait(t, 5*time.Second, "the board, live", `document.querySelector('#conn').dataset.state === 'live'`)
+	waitChart(t, b, "the chart filled from the log", countByType(eventLog(t, base)))
+
+	// Live: counted from the stream, once each.
+	patchTask(t, base, core, `{"status":"review"}`)
+	createTask(t, base, `{"title":"Made while the chart looks","project":"core"}`)
+	postNote(t, base, core, "Ready for review")
+	postNote(t, base, moved, "Moved on")
+	waitChart(t, b, "the chart counting the stream", countByType(eventLog(t, base)))
+	if n := eval[int](t, b, `document.querySelectorAll('#chart g.minute').length`); n < 1 || n > 2 {
+		t.Errorf("the chart has bars in %d minutes, want the one or two this test ran in", n)
+	}
+	total := eval[int](t, b, `[...document.querySelectorAll('#chart g.minute')].reduce((n, g) => n + Number(g.dataset.total), 0)`)
+	if want := len(eventLog(t, base)); total != want {
+		t.Errorf("the chart's minutes add up to %d events, want %d", total, want)
+	}
+	if h := eval[float64](t, b, `Math.max(...[...document.querySelectorAll('#chart rect.bar')].map((r) => r.getBoundingClientRect().height))`); h < 10 {
+		t.Errorf("the chart's tallest bar is %.1f px high: not drawn", h)
+	}
+	b.do(t, "scroll to the chart", chromedp.Evaluate[chromedp.Void](`document.querySelector('#chart-panel').scrollIntoView()`))
+	b.screenshot(t, dir, "dashboard-chart.png", 1440, 1000, false, true)
+	b.screenshot(t, dir, "dashboard-chart-dark.png", 1440, 1000, true, true)
+
+	// Under a filter, the stream sends the events of that project's tasks, also those
+	// that moved a task out of it, and the fill counts the same.
+	b.do(t, "open the board of project core", chromedp.Navigate(base+"/?project=core"))
+	coreEvents := func() map[string]int {
+		var keep []loggedEvent
+		for _, e := range eventLog(t, base) {
+			was := ""
+			if c, ok := e.Changes["project"]; ok {
+				_ = json.Unmarshal(c[0], &was)
+			}
+			if e.Task != nil && (e.Task.Project == "core" || was == "core") {
+				keep = append(keep, e)
+			}
+		}
+		return countByType(keep)
+	}
+	waitChart(t, b, "the chart of project core", coreEvents())
+	createTask(t, base, `{"title":"Not core","project":"site"}`)
+	createTask(t, base, `{"title":"Core again","project":"core"}`)
+	waitChart(t, b, "the chart of project core, live", coreEvents())
+
+	// The fill races the stream: changes made after the page's snapshot, while its
+	// first read of the log is held up, come both in the fill's pages and the stream.
+	// Each counts once.
+	held, release := make(chan struct{}), make(chan struct{})
+	var hold sync.Once
+	racing := proxyVocabulary(t, base, func(map[string]any) {}, func(r *http.Request) {
+		if r.URL.Path == "/api/events" && r.URL.Query().Get("after") == "0" {
+			hold.Do(func() {
+				close(held)
+				select {
+				case <-release:
+				case <-time.After(10 * time.Second):
+				}
+			})
+		}
+	})
+	b.do(t, "open the dashboard with its fill held up", chromedp.Navigate(racing))
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the page did not read the log for its chart")
+	}
+	postNote(t, base, core, "Made while the chart's fill waits")
+	patchTask(t, base, core, `{"priority":"high"}`)
+	b.wait(t, 2*time.Second, "the stream's events in the activity feed", fmt.Sprintf(`!!document.querySelector('#activity [data-seq="%d"]')`, lastEventSeq(t, base)))
+	close(release)
+	waitChart(t, b, "the chart after the held fill, each event once", countByType(eventLog(t, base)))
+
+	// Bounded: through a proxy that says the server's largest page is 5 events, the
+	// page reads at most its 10 pages back from the end, 50 events, and says so.
+	for i := range 60 {
+		patchTask(t, base, core, fmt.Sprintf(`{"description":"change %d"}`, i))
+	}
+	var (
+		mu    sync.Mutex
+		reads []string
+	)
+	bounded := proxyVocabulary(t, base, func(v map[string]any) {
+		v["limits"].(map[string]any)["events_limit"] = 5
+	}, func(r *http.Request) {
+		if r.URL.Path == "/api/events" {
+			mu.Lock()
+			reads = append(reads, r.URL.RawQuery)
+			mu.Unlock()
+		}
+	})
+	all := eventLog(t, base)
+	b.do(t, "open the dashboard through the proxy", chromedp.Navigate(bounded))
+	waitChart(t, b, "the chart of the last 50 events", countByType(all[len(all)-50:]))
+	b.wait(t, time.Second, "the chart to say how far back it read", `document.querySelector('#chart-box').textContent.includes('read back to')`)
+	mu.Lock()
+	got := slices.Clone(reads)
+	mu.Unlock()
+	if len(got) > 12 { // where the log ends, where it starts, 10 pages
+		t.Errorf("the page read /api/events %d times: %q, want at most 12", len(got), got)
+	}
+	for _, q := range got {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := v.Get("limit"); l != "1" && l != "5" {
+			t.Errorf("the page read /api/events?%s: a page over the vocabulary's limit of 5", q)
+		}
+	}
+	b.noProblems(t)
+}
+
+// claimedTask is what the claims' test reads of a task.
+type claimedTask struct {
+	ID              int64   `json:"id"`
+	Status          string  `json:"status"`
+	Assignee        string  `json:"assignee"`
+	Version         int64   `json:"version"`
+	LeaseExpiresAt  *string `json:"lease_expires_at"`
+	Progress        int     `json:"progress"`
+	ProgressMessage string  `json:"progress_message"`
+}
+
+// cardClaim is a JavaScript expression for what a task's card shows of its claim.
+func cardClaim(id int64) string {
+	return fmt.Sprintf(`(c => c && {
+		version: Number(c.dataset.version),
+		status: c.dataset.status,
+		holder: c.querySelector('.assignee.holder .name')?.textContent ?? '',
+		expires: c.querySelector('.lease')?.dataset.expires ?? '',
+		left: c.querySelector('.lease .lease-left')?.textContent ?? '',
+		progress: Number(c.querySelector('progress')?.value ?? 0),
+		progressTitle: c.querySelector('progress')?.title ?? '',
+		progressLabel: c.querySelector('.progress-label')?.textContent ?? '',
+	})(%s)`, card(id))
+}
+
+// cardClaimOf is the value of cardClaim.
+type cardClaimOf struct {
+	Version                      int64
+	Status, Holder, Expires      string
+	Left                         string
+	Progress                     float64
+	ProgressTitle, ProgressLabel string
+}
+
+// leaseShownRight is a JavaScript condition: the lease on the task's card says the
+// time left until its data-expires, to within a second and a half, as m:ss.
+func leaseShownRight(id int64) string {
+	return fmt.Sprintf(`(el => {
+		if (!el) return false;
+		const [m, s] = el.querySelector('.lease-left').textContent.split(':').map(Number);
+		const left = (Date.parse(el.dataset.expires) - Date.now()) / 1000;
+		return Math.abs(m * 60 + s - left) <= 1.5;
+	})(%s.querySelector('.lease'))`, card(id))
+}
+
+// agentsShown is a JavaScript expression for the Agents panel: each actor with its
+// tasks' ids, their leases and the time of its last activity.
+const agentsShown = `[...document.querySelectorAll('#agents .agent')].map((a) => ({
+	actor: a.dataset.actor,
+	tasks: [...a.querySelectorAll('.agent-task')].map((t) => Number(t.dataset.taskId)),
+	leases: [...a.querySelectorAll('.agent-task .lease')].map((l) => l.dataset.expires),
+	since: a.querySelector('.ago')?.dataset.since ?? '',
+}))`
+
+// agentShown is one entry of agentsShown.
+type agentShown struct {
+	Actor  string
+	Tasks  []int64
+	Leases []string
+	Since  string
+}
+
+// giveToken answers the page's token dialog with secret.
+func (b *browser) giveToken(t *testing.T, secret string) {
+	t.Helper()
+	b.wait(t, 5*time.Second, "the token dialog", `document.querySelector('#token-dialog').open`)
+	b.do(t, "give the token",
+		chromedp.SetValue(chromedp.CSS(`#t-token`), secret),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
+}
+
+// TestDashboardClaims has two agents claim tasks through REST and checks what the
+// page shows: on the card the holder, the lease counting down and the progress bar
+// with its message; a heartbeat, which leaves the task's version as it is, moving the
+// lease shown; the Agents panel listing each holder with its tasks, their leases and
+// its last activity; a release taking the claim off; and a lease that runs out taking
+// the task back to todo, unassigned.
+func TestDashboardClaims(t *testing.T) {
+	b := newBrowser(t)
+	dir := artifactDir(t)
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	boss := tokenEntry{"boss", "boss-secret", []string{"read", "write", "admin"}}
+	claude := tokenEntry{"claude-code", "claude-secret", []string{"read", "write"}}
+	codex := tokenEntry{"codex", "codex-secret", []string{"read", "write"}}
+	writeTokens(t, path, boss, claude, codex)
+	// Claims that ask for no lease get 2 s: the last one here runs out.
+	base, _ := startServer(t, "--tokens-file", path, "--claim-lease", "2s")
+	read := func(tok tokenEntry, method, path, body string, want int, out any) {
+		t.Helper()
+		resp, b := send(t, method, base+path, tok.secret, body, nil)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s as %s: %d %s, want %d", method, path, tok.name, resp.StatusCode, b, want)
+		}
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+	as := func(tok tokenEntry, method, path, body string, want int) (task claimedTask) {
+		t.Helper()
+		read(tok, method, path, body, want, &task)
+		return task
+	}
+	var log struct {
+		Events  []loggedEvent
+		LastSeq int64 `json:"last_seq"`
+	}
+	readLog := func() {
+		t.Helper()
+		read(boss, http.MethodGet, "/api/events?after=0&limit=1000", "", http.StatusOK, &log)
+	}
+	sched := as(boss, http.MethodPost, "/api/tasks", `{"title":"Write the lease scheduler","priority":"high","project":"core","labels":["leases"]}`, http.StatusCreated)
+	readme := as(boss, http.MethodPost, "/api/tasks", `{"title":"Review the README","project":"docs"}`, http.StatusCreated)
+	spare := as(boss, http.MethodPost, "/api/tasks", `{"title":"Nobody's yet","project":"core"}`, http.StatusCreated)
+	as(claude, http.MethodPost, fmt.Sprintf("/api/tasks/%d/claim", sched.ID), `{"lease_seconds":600}`, http.StatusOK)
+	as(codex, http.MethodPost, fmt.Sprintf("/api/tasks/%d/claim", readme.ID), `{"lease_seconds":300}`, http.StatusOK)
+	sched = as(claude, http.MethodPatch, fmt.Sprintf("/api/tasks/%d", sched.ID), `{"progress":40,"progress_message":"Running the store tests"}`, http.StatusOK)
+	if sched.LeaseExpiresAt == nil || sched.Progress != 40 {
+		t.Fatalf("the claimed task after its progress report: %+v", sched)
+	}
+
+	b.do(t, "open the dashboard", chromedp.Navigate(base))
+	b.giveToken(t, boss.secret)
+	b.wait(t, 5*time.Second, "the board, live", `document.querySelector('#conn').dataset.state === 'live' && document.querySelectorAll('#board .card').length === 3`)
+
+	// The card: holder, lease, progress.
+	got := eval[cardClaimOf](t, b, cardClaim(sched.ID))
+	if got.Holder != "claude-code" || got.Expires != *sched.LeaseExpiresAt || got.Status != "in_progress" {
+		t.Errorf("the claimed card shows holder %q, lease until %q, in %s; want claude-code, %q, in_progress", got.Holder, got.Expires, got.Status, *sched.LeaseExpiresAt)
+	}
+	if got.Progress != 40 || got.ProgressTitle != "Running the store tests" || !strings.Contains(got.ProgressLabel, "Running the store tests") || !strings.Contains(got.ProgressLabel, "40%") {
+		t.Errorf("the claimed card's progress: %v titled %q, labelled %q; want 40, with its message", got.Progress, got.ProgressTitle, got.ProgressLabel)
+	}
+	if !eval[bool](t, b, leaseShownRight(sched.ID)) {
+		t.Errorf("the lease shows %q left, which is not the time until %s", got.Left, got.Expires)
+	}
+	if free := eval[cardClaimOf](t, b, cardClaim(spare.ID)); free.Holder != "" || free.Expires != "" || free.Progress != 0 || free.ProgressLabel != "" {
+		t.Errorf("the unclaimed card shows a claim: %+v", free)
+	}
+	// It counts down by itself.
+	b.wait(t, 3*time.Second, "the lease to count down", fmt.Sprintf(`%s.querySelector('.lease-left').textContent !== %q`, card(sched.ID), got.Left))
+	if !eval[bool](t, b, leaseShownRight(sched.ID)) {
+		t.Error("the lease's countdown went wrong")
+	}
+
+	// A heartbeat renews the lease but is no new version: the card shows the new lease.
+	beat := as(claude, http.MethodPost, fmt.Sprintf("/api/tasks/%d/heartbeat", sched.ID), "", http.StatusOK)
+	if beat.Version != sched.Version || beat.LeaseExpiresAt == nil || *beat.LeaseExpiresAt <= *sched.LeaseExpiresAt {
+		t.Fatalf("the heartbeat's answer %+v: want version %d and a later lease than %s", beat, sched.Version, *sched.LeaseExpiresAt)
+	}
+	b.wait(t, 2*time.Second, "the renewed lease on the card", fmt.Sprintf(`(c => c.expires === %q && c.version === %d)(%s)`, *beat.LeaseExpiresAt, beat.Version, cardClaim(sched.ID)))
+	if n := eval[int](t, b, fmt.Sprintf(`document.querySelectorAll('#board [data-task-id="%d"]').length`, sched.ID)); n != 1 {
+		t.Errorf("%d cards for the renewed task, want 1", n)
+	}
+	if !eval[bool](t, b, leaseShownRight(sched.ID)) {
+		t.Error("the renewed lease shows the wrong time left")
+	}
+
+	// The Agents panel: each holder, its tasks and leases, its last activity.
+	readLog()
+	lastBy := func(actor string) string {
+		last := ""
+		for _, e := range log.Events {
+			if e.Actor == actor && e.Time > last {
+				last = e.Time
+			}
+		}
+		return last
+	}
+	readme = as(codex, http.MethodGet, fmt.Sprintf("/api/tasks/%d", readme.ID), "", http.StatusOK)
+	wantAgents := []agentShown{
+		{"claude-code", []int64{sched.ID}, []string{*beat.LeaseExpiresAt}, lastBy("claude-code")},
+		{"codex", []int64{readme.ID}, []string{*readme.LeaseExpiresAt}, lastBy("codex")},
+	}
+	agents := eval[[]agentShown](t, b, agentsShown)
+	if fmt.Sprint(agents) != fmt.Sprint(wantAgents) {
+		t.Errorf("the Agents panel shows %+v, want %+v", agents, wantAgents)
+	}
+
+	// Progress reported again shows at once.
+	as(claude, http.MethodPatch, fmt.Sprintf("/api/tasks/%d", sched.ID), `{"progress":80,"progress_message":"One test left"}`, http.StatusOK)
+	b.wait(t, 2*time.Second, "the new progress on the card", fmt.Sprintf(`(c => c.progress === 80 && c.progressTitle === 'One test left')(%s)`, cardClaim(sched.ID)))
+
+	b.screenshot(t, dir, "dashboard-claims.png", 1440, 1000, false, true)
+	b.screenshot(t, dir, "dashboard-claims-dark.png", 1440, 1000, true, true)
+	b.screenshot(t, dir, "dashboard-claims-phone.png", 390, 844, false, false)
+	b.screenshot(t, dir, "dashboard-claims-phone-full.png", 390, 844, true, true)
+
+	// A release takes the claim off the card and the holder off the panel.
+	as(codex, http.MethodPost, fmt.Sprintf("/api/tasks/%d/release", readme.ID), "", http.StatusOK)
+	b.wait(t, 2*time.Second, "the released task back in todo, without a claim", fmt.Sprintf(
+		`(c => c.status === 'todo' && c.holder === '' && c.expires === '')(%s) && JSON.stringify(%s.map((a) => a.actor)) === '["claude-code"]'`,
+		cardClaim(readme.ID), agentsShown))
+
+	// A lease that runs out: the task goes back to todo, unassigned, by the system.
+	short := as(codex, http.MethodPost, fmt.Sprintf("/api/tasks/%d/claim", spare.ID), "", http.StatusOK)
+	if short.LeaseExpiresAt == nil {
+		t.Fatalf("the claim without lease_seconds has no lease: %+v", short)
+	}
+	b.wait(t, 2*time.Second, "the short claim on the card and the panel", fmt.Sprintf(
+		`(c => c.holder === 'codex' && c.expires === %q)(%s) && %s.some((a) => a.actor === 'codex')`, *short.LeaseExpiresAt, cardClaim(spare.ID), agentsShown))
+	b.wait(t, 5*time.Second, "the expired task back in todo, unassigned", fmt.Sprintf(
+		`(c => c.status === 'todo' && c.holder === '' && c.expires === '' && !document.querySelector('#board [data-task-id="%d"] .assignee'))(%s) && JSON.stringify(%s.map((a) => a.actor)) === '["claude-code"]'`,
+		spare.ID, cardClaim(spare.ID), agentsShown))
+	readLog()
+	b.wait(t, 2*time.Second, "the expiry in the activity feed", fmt.Sprintf(
+		`(li => !!li && li.querySelector('.changes').textContent.startsWith('lease expired') && li.querySelector('.who').textContent.startsWith('system'))(document.querySelector('#activity [data-seq="%d"]'))`, log.LastSeq))
+	b.noProblems(t)
 }

@@ -8,17 +8,28 @@
 // How it stays right: load() first asks where the event log ends (last_seq), then lists
 // the tasks, then opens the stream from that seq, so every change after the snapshot
 // arrives, some perhaps twice in effect (already in the snapshot). Each event is applied
-// by task id only when it carries a newer version than the card, and each seq is applied
-// once, so nothing doubles; the browser's own reconnects send Last-Event-ID, which the
-// server replays from. A reset event (history pruned) reloads everything.
+// by task id only when it carries a later state than the card (see newer), and each seq
+// is applied once, so nothing doubles; the browser's own reconnects send Last-Event-ID,
+// which the server replays from. A reset event (history pruned) reloads everything.
+//
+// Besides the board: the Agents panel (the claims among the board's tasks, and the
+// newest event time seen per actor), the chart of events per minute (the log's last
+// hour up to the snapshot's seq, then every event of the stream) and the notes thread
+// of the task in the editor (its pages, then its task_note_added events). A clock
+// counts the leases down and ages the times, each half second, with no request.
 
 import { api, APIError, token, setToken } from './api.js';
-import { h, statusLabel, priorityLabel, taskOrder, matchesText, renderCard, renderColumn, renderActivity } from './board.js';
+import { h, statusLabel, priorityLabel, taskOrder, matchesText, renderCard, renderColumn, renderActivity, renderLease, renderProgress, leaseLeft, leaseState } from './board.js';
+import { holders, renderAgents, ago } from './agents.js';
+import { EventChart, renderChart, readLastHour } from './chart.js';
+import { NotesThread } from './notes.js';
 
 const MAX_SEQ = '9223372036854775807';
 const FEED_SIZE = 100;
 const DEBUG_EVERY = 3000;
 const SERVER_FILTERS = ['project', 'assignee', 'label'];
+const CLOCK_EVERY = 500;
+const CHART_PAGES = 10; // of events_limit events each: how far back the chart reads the log
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -35,6 +46,12 @@ const state = {
   retry: { timer: 0, delay: 1000 },
   editing: null, // the task the editor was opened on
   debugTimer: 0,
+  chart: null, // EventChart, once the vocabulary was read
+  chartNote: '', // why the chart could not read the log, if it could not
+  seen: new Map(), // actor → the newest time of its events seen
+  notes: null, // NotesThread of the editor
+  drawQueued: false,
+  chartMinute: 0, // the minute the chart was last drawn in
 };
 
 // ---- Connection state ----------------------------------------------------------------
@@ -102,8 +119,10 @@ async function load() {
     state.tasks = new Map(list.map((t) => [t.id, t]));
     state.gone.clear();
     state.lastSeq = lastSeq;
+    state.chart.reset();
     renderBoard();
     openStream();
+    fillChart(gen, lastSeq);
   } catch (err) {
     if (gen !== state.gen) return;
     if (err instanceof APIError && err.status === 401) {
@@ -173,6 +192,7 @@ function openStream() {
 function useVocabulary(v) {
   state.vocab = v;
   state.order = taskOrder(v.priorities);
+  state.chart = new EventChart(v.event_types);
   const options = (values, words) => values.map((x) => h('option', { value: x }, words(x)));
   // No priority is chosen for a new task until the user picks one: the server's default.
   $('#n-priority').replaceChildren(h('option', { value: '' }, 'Default'), ...options(v.priorities, priorityLabel));
@@ -188,6 +208,53 @@ function useVocabulary(v) {
   }
   for (const el of document.querySelectorAll('#n-labels, #e-labels')) el.title = `Up to ${max.labels} labels of up to ${max.label} characters, comma separated`;
   $('#e-depends').title = `Up to ${max.depends_on} task ids`;
+  $('#note-text').maxLength = max.note_text;
+}
+
+/**
+ * matchesServerEvent says whether the stream, under the board's filters, sends ev: an
+ * event with a task whose value, after the change or before it (its changes), is the
+ * filter's, for each filter given. GET /api/events does not filter, so the chart's fill
+ * keeps only these, to count what the stream would have sent.
+ */
+function matchesServerEvent(ev) {
+  const f = state.filters;
+  if (!SERVER_FILTERS.some((k) => f[k])) return true;
+  const t = ev.task;
+  if (!t) return false;
+  const before = (k) => ev.changes?.[k]?.[0];
+  return (
+    (!f.project || t.project === f.project || before('project') === f.project) &&
+    (!f.assignee || t.assignee === f.assignee || before('assignee') === f.assignee) &&
+    (!f.label || (t.labels || []).includes(f.label) || (before('labels') || []).includes(f.label))
+  );
+}
+
+/**
+ * fillChart counts the log's last hour up to lastSeq (the snapshot's seq, after which
+ * the stream counts) into the chart and the actors' last activity.
+ */
+async function fillChart(gen, lastSeq) {
+  state.chartNote = '';
+  try {
+    const now = Date.now();
+    const { events, wholeFrom } = await readLastHour(api, { lastSeq, now, pageSize: state.vocab.limits.events_limit, maxPages: CHART_PAGES, keep: matchesServerEvent });
+    if (gen !== state.gen) return;
+    state.chart.add(events, Date.now());
+    state.chart.wholeFrom = wholeFrom;
+    see(events);
+  } catch (err) {
+    if (gen !== state.gen) return;
+    state.chartNote = `Could not read the log's last hour: ${describe(err)}. Counting from now.`;
+  }
+  drawSoon();
+}
+
+/** see keeps the newest time of each actor's events. */
+function see(events) {
+  for (const ev of events) {
+    if (ev.actor && ev.time > (state.seen.get(ev.actor) || '')) state.seen.set(ev.actor, ev.time);
+  }
 }
 
 // ---- Applying changes ----------------------------------------------------------------
@@ -200,6 +267,7 @@ function applyEvents(events) {
     if (ev.seq <= state.lastSeq) continue;
     state.lastSeq = ev.seq;
     fresh.push(ev);
+    if (ev.type === 'task_note_added' && ev.note) state.notes.live(ev.note);
     if (!ev.task_id || !ev.task) continue;
     if (ev.type === 'task_deleted') {
       state.gone.add(ev.task_id);
@@ -210,17 +278,32 @@ function applyEvents(events) {
   }
   redraw(dirty);
   addActivity(fresh);
+  state.chart.add(fresh, Date.now());
+  see(fresh);
+  drawSoon();
   noteEditorChange();
 }
 
 /**
+ * newer says whether t is a later state of its task than cur. Every change is a new
+ * version, but for a lease's renewal (task_lease_renewed), which moves only
+ * lease_expires_at, and only forward; a note (task_note_added) carries the task as it
+ * is. So within a version the later lease is the later state. The server writes every
+ * time with six fractional digits in UTC, so times compare as text.
+ */
+function newer(t, cur) {
+  if (t.version !== cur.version) return t.version > cur.version;
+  return (t.lease_expires_at || '') > (cur.lease_expires_at || '');
+}
+
+/**
  * upsert takes a task's new state (from an event or a REST answer) unless the board
- * already has that version or a newer one; force takes it anyway (a fresh GET).
+ * already has that state or a later one; force takes it anyway (a fresh GET).
  */
 function upsert(t, dirty, force = false) {
   if (state.gone.has(t.id)) return;
   const cur = state.tasks.get(t.id);
-  if (cur && cur.version >= t.version && !force) return;
+  if (cur && !force && !newer(t, cur)) return;
   if (!matchesServer(t)) {
     // It left the filtered view (the stream also sends the change that makes it leave).
     if (state.tasks.delete(t.id)) dirty.add(t.id);
@@ -249,13 +332,14 @@ function renderBoard() {
   const sorted = [...state.tasks.values()].sort(state.order);
   const byStatus = new Map(statuses.map((s) => [s, document.createDocumentFragment()]));
   for (const t of sorted) {
-    const card = decorate(renderCard(t, state.tasks, statuses), t);
+    const card = decorate(renderCard(t, state.tasks, statuses, Date.now()), t);
     state.cards.set(t.id, card);
     byStatus.get(t.status)?.append(card);
   }
   for (const [s, frag] of byStatus) columnOf(s).append(frag);
   updateCounts();
   updateSuggestions();
+  drawSoon();
 }
 
 function decorate(card, t) {
@@ -278,8 +362,9 @@ function redraw(dirty) {
     if (old) old.remove();
     state.cards.delete(id);
     if (!t) continue;
-    const card = decorate(renderCard(t, state.tasks, state.vocab.statuses), t);
-    card.classList.add('fresh');
+    const card = decorate(renderCard(t, state.tasks, state.vocab.statuses, Date.now()), t);
+    // A new version flashes; a renewed lease only shows its new time.
+    if (!old || old.dataset.version !== String(t.version)) card.classList.add('fresh');
     state.cards.set(id, card);
     const col = columnOf(t.status);
     if (!col) continue;
@@ -289,6 +374,53 @@ function redraw(dirty) {
   }
   updateCounts();
   updateSuggestions();
+  drawSoon();
+}
+
+/**
+ * drawSoon draws the Agents panel and the chart once the current task is done: a batch
+ * of events, with its redraw, draws them once.
+ */
+function drawSoon() {
+  if (state.drawQueued) return;
+  state.drawQueued = true;
+  queueMicrotask(() => {
+    state.drawQueued = false;
+    drawAgents();
+    drawChart();
+  });
+}
+
+function drawAgents() {
+  const box = $('#agents');
+  const list = holders(state.tasks);
+  // Keep the keyboard on the task it was on.
+  const focused = box.contains(document.activeElement) ? document.activeElement.closest('[data-task-id]')?.dataset.taskId : null;
+  box.replaceChildren(...renderAgents(list, state.seen, Date.now()));
+  if (focused) box.querySelector(`[data-task-id="${focused}"] [data-action="edit"]`)?.focus();
+  $('#agents-empty').hidden = list.length > 0;
+}
+
+function drawChart() {
+  if (!state.chart) return;
+  const now = Date.now();
+  state.chartMinute = Math.floor(now / 60000);
+  $('#chart-box').replaceChildren(...renderChart(state.chart, now), state.chartNote ? h('p', { class: 'alert' }, state.chartNote) : '');
+}
+
+/**
+ * tick is the page's clock: every lease on the page counts down from its
+ * data-expires, every time ago from its data-since, and the chart moves on at each
+ * new minute. It only changes text; the server's events change the rest.
+ */
+function tick() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll('.lease[data-expires]')) {
+    el.dataset.state = leaseState(el.dataset.expires, now);
+    el.querySelector('.lease-left').textContent = leaseLeft(el.dataset.expires, now);
+  }
+  for (const el of document.querySelectorAll('[data-since]')) el.textContent = ago(el.dataset.since, now);
+  if (state.chart && Math.floor(now / 60000) !== state.chartMinute) drawChart();
 }
 
 function updateCounts() {
@@ -464,7 +596,19 @@ function fillEditor(t) {
   $('#editor-title').textContent = `Edit task #${t.id}`;
   $('#editor-version').textContent = `v${t.version}`;
   $('#editor-meta').textContent = `Created ${new Date(t.created_at).toLocaleString()} by ${t.created_by || 'unknown'} · updated ${new Date(t.updated_at).toLocaleString()} by ${t.updated_by || 'unknown'}`;
+  showClaim(t);
   for (const el of $('#edit-task').querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+}
+
+/** showClaim shows, in the editor, who holds t's claim, its lease and its progress, as they are now. */
+function showClaim(t) {
+  const box = $('#editor-claim');
+  const progress = renderProgress(t);
+  box.replaceChildren(
+    t.lease_expires_at ? h('p', { class: 'meta-line' }, `Claimed by ${t.assignee || 'someone'}: `, renderLease(t.lease_expires_at, t.assignee || 'someone', Date.now())) : '',
+    progress || '',
+  );
+  box.hidden = !t.lease_expires_at && !progress;
 }
 
 function editorAlert(text) {
@@ -478,6 +622,7 @@ function openEditor(id) {
   if (!t) return;
   fillEditor(t);
   editorAlert('');
+  state.notes.open(id);
   $('#editor').showModal();
   $('#e-title').focus();
 }
@@ -489,11 +634,15 @@ function closeEditor() {
   state.cards.get(id)?.querySelector('[data-action="edit"]')?.focus();
 }
 
-/** noteEditorChange warns, while the editor is open, that the task changed underneath. */
+/**
+ * noteEditorChange warns, while the editor is open, that the task changed underneath,
+ * and shows its claim as it is now (a renewed lease is no change to warn of).
+ */
 function noteEditorChange() {
   const base = state.editing;
   if (!base || !$('#editor').open) return;
   const now = state.tasks.get(base.id);
+  if (now) showClaim(now);
   if (!now) editorAlert('This task was deleted, or no longer matches the filters, since you opened it.');
   else if (now.version > base.version) editorAlert(`${now.updated_by || 'Someone'} changed this task meanwhile (now v${now.version}): saving will be refused unless you reload it. Cancel and reopen to see the change.`);
 }
@@ -790,6 +939,16 @@ function start() {
   $('#edit-task [data-action="delete"]').addEventListener('click', deleteFromEditor);
   $('#editor').addEventListener('close', () => {
     state.editing = null;
+    state.notes.close();
+  });
+  state.notes = new NotesThread(
+    { list: $('#notes-list'), more: $('#notes-more'), form: $('#note-form'), status: $('#notes-status'), count: $('#notes-count'), empty: $('#notes-empty') },
+    describe,
+  );
+  $('#agents').addEventListener('click', (e) => {
+    const button = e.target.closest('button[data-action="edit"]');
+    const item = e.target.closest('[data-task-id]');
+    if (button && item) openEditor(Number(item.dataset.taskId));
   });
 
   $('#debug-panel').addEventListener('toggle', onDebugToggle);
@@ -798,6 +957,8 @@ function start() {
     setToken($('#t-token').value.trim());
     load();
   });
+
+  setInterval(tick, CLOCK_EVERY);
 
   window.addEventListener('offline', () => setConn('offline'));
   window.addEventListener('online', () => {

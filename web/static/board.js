@@ -60,6 +60,56 @@ export function taskOrder(priorities) {
   return (a, b) => (rank.get(b.priority) ?? -1) - (rank.get(a.priority) ?? -1) || a.id - b.id;
 }
 
+/**
+ * leaseLeft is the time a lease that runs out at expires (RFC 3339) has left at now
+ * (milliseconds since the epoch) as the page shows it: h:mm:ss, or m:ss under an hour,
+ * and "due" once it has run out (the server expires it within a second, with an event
+ * that takes the lease off the board).
+ */
+export function leaseLeft(expires, now) {
+  const s = Math.ceil((Date.parse(expires) - now) / 1000);
+  if (!(s > 0)) return 'due';
+  const two = (n) => String(n).padStart(2, '0');
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  return hours ? `${hours}:${two(minutes)}:${two(s % 60)}` : `${minutes}:${two(s % 60)}`;
+}
+
+/** leaseState is how a lease stands at now: due once run out, soon under a minute, else running. */
+export function leaseState(expires, now) {
+  const ms = Date.parse(expires) - now;
+  return ms <= 0 ? 'due' : ms < 60000 ? 'soon' : 'running';
+}
+
+/**
+ * renderLease builds the countdown of a claim's lease, held by holder, that runs out at
+ * expires. Its data-expires is what the page's clock counts down from, each second
+ * (app.js's tick), client-side.
+ */
+export function renderLease(expires, holder, now) {
+  return h(
+    'span',
+    { class: 'lease', dataset: { expires, state: leaseState(expires, now) }, title: `${holder} holds the claim; its lease runs out at ${clock(expires)} unless renewed` },
+    h('span', { class: 'lease-left' }, leaseLeft(expires, now)),
+    ' left',
+  );
+}
+
+/**
+ * renderProgress builds a task's progress bar, labelled with its progress_message, or
+ * null while its progress is 0.
+ */
+export function renderProgress(t) {
+  if (!(t.progress > 0)) return null;
+  const label = t.progress_message || 'Progress';
+  return h(
+    'div',
+    { class: 'progress-wrap' },
+    h('div', { class: 'progress-label', 'aria-hidden': 'true' }, h('span', { class: 'progress-message' }, label), h('span', { class: 'progress-pct' }, `${t.progress}%`)),
+    h('progress', { class: 'progress', max: 100, value: t.progress, title: label, 'aria-label': label }, `${t.progress}%`),
+  );
+}
+
 /** matchesText says whether a task shows under the search text q (already lower case). */
 export function matchesText(t, q) {
   if (!q) return true;
@@ -69,10 +119,12 @@ export function matchesText(t, q) {
 
 /**
  * renderCard builds a task's card. tasks is the board's map, to show whether each
- * dependency is done; statuses are the columns in order, for the ← and → buttons. The
- * buttons carry data-action, which app.js listens for.
+ * dependency is done; statuses are the columns in order, for the ← and → buttons; now
+ * is the time its lease's countdown starts from. The buttons carry data-action, which
+ * app.js listens for. A claimed task shows its holder (the assignee) marked as such,
+ * with the lease's time left; a task with progress shows its bar.
  */
-export function renderCard(t, tasks, statuses) {
+export function renderCard(t, tasks, statuses, now) {
   const i = statuses.indexOf(t.status);
   const prev = i > 0 ? statuses[i - 1] : null;
   const next = i >= 0 && i < statuses.length - 1 ? statuses[i + 1] : null;
@@ -81,6 +133,7 @@ export function renderCard(t, tasks, statuses) {
   const openDeps = deps.filter((d) => tasks.has(d) && tasks.get(d).status !== 'done').length;
   const unknownDeps = deps.filter((d) => !tasks.has(d)).length;
   const depClass = (d) => (!tasks.has(d) ? 'dep unknown' : tasks.get(d).status === 'done' ? 'dep done' : 'dep');
+  const leased = Boolean(t.lease_expires_at);
   return h(
     'article',
     {
@@ -100,14 +153,23 @@ export function renderCard(t, tasks, statuses) {
       { class: 'card-title', id: `card-title-${t.id}` },
       h('button', { type: 'button', class: 'link', dataset: { action: 'edit' }, title: 'Edit this task' }, t.title),
     ),
-    t.assignee || t.project
+    t.assignee || t.project || leased
       ? h(
           'p',
           { class: 'card-meta' },
-          t.assignee ? h('span', { class: 'assignee', title: 'Assignee' }, h('span', { class: 'avatar', 'aria-hidden': 'true' }, t.assignee.slice(0, 1).toUpperCase()), t.assignee) : null,
+          t.assignee
+            ? h(
+                'span',
+                { class: leased ? 'assignee holder' : 'assignee', title: leased ? 'Holds the claim' : 'Assignee' },
+                h('span', { class: 'avatar', 'aria-hidden': 'true' }, t.assignee.slice(0, 1).toUpperCase()),
+                h('span', { class: 'name' }, t.assignee),
+              )
+            : null,
+          leased ? renderLease(t.lease_expires_at, t.assignee || 'Nobody', now) : null,
           t.project ? h('span', { class: 'project', title: 'Project' }, t.project) : null,
         )
       : null,
+    renderProgress(t),
     t.labels?.length ? h('ul', { class: 'labels', 'aria-label': 'Labels' }, t.labels.map((l) => h('li', { class: 'chip' }, l))) : null,
     deps.length
       ? h(
@@ -148,14 +210,15 @@ export function renderColumn(status) {
   );
 }
 
-function clock(iso) {
+/** clock is the local time of day of an RFC 3339 time, or "" when it does not parse. */
+export function clock(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
 function describeChanges(changes) {
   if (!changes) return '';
-  const words = (k, s) => (k === 'status' ? statusLabel(s) : k === 'priority' ? priorityLabel(s) : s);
+  const words = (k, s) => (k === 'status' ? statusLabel(s) : k === 'priority' ? priorityLabel(s) : k.endsWith('_at') ? clock(s) || s : s);
   const parts = Object.entries(changes).map(([k, [from, to]]) => {
     const v = (x) => (Array.isArray(x) ? x.join(', ') || '—' : x === null || x === '' ? '—' : words(k, String(x)));
     return k === 'description' ? 'description edited' : `${k}: ${v(from)} → ${v(to)}`;
@@ -163,19 +226,42 @@ function describeChanges(changes) {
   return parts.slice(0, 3).join('; ') + (parts.length > 3 ? '; …' : '');
 }
 
-const typeWords = { task_created: 'created', task_updated: 'updated', task_deleted: 'deleted', file_changed: 'file' };
+const typeWords = {
+  task_created: 'created',
+  task_updated: 'updated',
+  task_deleted: 'deleted',
+  file_changed: 'file',
+  task_note_added: 'note',
+  task_lease_renewed: 'lease',
+};
+
+/** eventWord is the short word for an event type, or the type itself. */
+export function eventWord(type) {
+  return typeWords[type] || type;
+}
+
+const reasonWords = { lease_expired: 'lease expired' };
+
+function eventDetail(ev) {
+  if (ev.type === 'task_note_added' && ev.note) return ev.note.text.length > 140 ? `${ev.note.text.slice(0, 140)}…` : ev.note.text;
+  if (ev.type === 'task_lease_renewed' && ev.task?.lease_expires_at) return `lease renewed until ${clock(ev.task.lease_expires_at)}`;
+  if (ev.type !== 'task_updated' || !ev.changes) return null;
+  const changes = describeChanges(ev.changes);
+  return ev.reason ? `${reasonWords[ev.reason] || ev.reason}: ${changes}` : changes;
+}
 
 /** renderActivity builds one entry of the activity feed. */
 export function renderActivity(ev) {
   const file = ev.file || ev; // file_changed: {"path", "op"}
   const what = ev.task ? `#${ev.task_id} ${ev.task.title}` : file.path ? `${file.op || 'changed'} ${file.path}` : ev.task_id ? `#${ev.task_id}` : '';
+  const detail = eventDetail(ev);
   return h(
     'li',
     { class: `activity type-${ev.type}`, dataset: { seq: ev.seq } },
     h('time', { datetime: ev.time, title: ev.time }, clock(ev.time)),
-    h('span', { class: `badge type type-${ev.type}` }, typeWords[ev.type] || ev.type),
+    h('span', { class: `badge type type-${ev.type}` }, eventWord(ev.type)),
     h('span', { class: 'what' }, what),
-    ev.type === 'task_updated' && ev.changes ? h('span', { class: 'changes' }, describeChanges(ev.changes)) : null,
+    detail ? h('span', { class: 'changes' }, detail) : null,
     h('span', { class: 'who' }, `${ev.actor || 'unknown'} · ${(ev.source || '').replace('_', ' ')}`),
   );
 }
