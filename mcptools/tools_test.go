@@ -261,6 +261,23 @@ func TestToolsSucceed(t *testing.T) {
 	if len(ev.Events) != 0 {
 		t.Errorf("rest events %+v", ev)
 	}
+	// The stream's filters, on the values before the change too.
+	for _, tc := range []struct{ args, want string }{
+		{`{"assignee":"claude-code"}`, "[4 5 6]"},
+		{`{"status":["in_progress"]}`, "[4 5 6]"},
+		{`{"label":"docs"}`, "[2 3 6]"},
+		{`{"status":["done"],"assignee":"claude-code","project":"p","types":["task_updated"]}`, "[5]"},
+		{`{"label":"none"}`, "[]"},
+	} {
+		ev = ok[eventsOut](t, callTool(t, c, "list_events", tc.args))
+		var seqs []int64
+		for _, e := range ev.Events {
+			seqs = append(seqs, e.Seq)
+		}
+		if got := fmt.Sprint(seqs); got != tc.want && !(tc.want == "[]" && seqs == nil) {
+			t.Errorf("list_events %s: seqs %s, want %s", tc.args, got, tc.want)
+		}
+	}
 
 	del := callTool(t, c, "delete_task", fmt.Sprintf(`{"task_id":%d}`, task.ID))
 	if out := ok[map[string]any](t, del); out["deleted"] != true {
@@ -313,6 +330,8 @@ func TestToolsFail(t *testing.T) {
 		{"list_events", `{"limit":5000}`, []string{"limit"}},
 		{"list_events", `{"types":["task_moved"]}`, []string{"types"}},
 		{"list_events", `{"source":"mcp_tool"}`, []string{"source"}},
+		{"list_events", `{"status":["doing"]}`, []string{"status"}},
+		{"list_events", `{"assignee":7}`, []string{"assignee"}},
 	} {
 		t.Run(tc.tool+" "+tc.args, func(t *testing.T) {
 			failed(t, callTool(t, c, tc.tool, tc.args), tc.want...)

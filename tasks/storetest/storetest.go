@@ -167,7 +167,7 @@ func testRecords(t *testing.T, store tasks.Store) {
 
 func testEventQuery(t *testing.T, store tasks.Store) {
 	svc := tasks.NewService(store)
-	a := create(t, svc, tasks.Update{Project: tasks.Value("p")})
+	a := create(t, svc, tasks.Update{Project: tasks.Value("p"), Labels: tasks.Value([]string{"x"})})
 	b := create(t, svc, tasks.Update{})
 	if _, err := svc.Update(as("bob"), a.ID, 0, tasks.Update{Title: tasks.Value("renamed")}); err != nil {
 		t.Fatal(err)
@@ -175,18 +175,36 @@ func testEventQuery(t *testing.T, store tasks.Store) {
 	if _, err := svc.RecordFileChange(context.Background(), tasks.FileChange{Dir: "/w", Path: "a.md", Op: tasks.FileWrite}); err != nil {
 		t.Fatal(err)
 	}
+	c := create(t, svc, tasks.Update{Project: tasks.Value("q"), Assignee: tasks.Value("alice")})
+	// Event 6 moves c out of everything it was in: it matches its old values too.
+	if _, err := svc.Update(as("bob"), c.ID, 0, tasks.Update{Project: tasks.Value("r"), Assignee: tasks.Value("bob"),
+		Status: tasks.Value(tasks.StatusInProgress), Labels: tasks.Value([]string{"y"})}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		q    tasks.EventQuery
 		want []int64
 	}{
-		{tasks.EventQuery{Limit: 10}, []int64{1, 2, 3, 4}},
-		{tasks.EventQuery{After: 2, Limit: 10}, []int64{3, 4}},
+		{tasks.EventQuery{Limit: 10}, []int64{1, 2, 3, 4, 5, 6}},
+		{tasks.EventQuery{After: 2, Limit: 10}, []int64{3, 4, 5, 6}},
 		{tasks.EventQuery{Limit: 2}, []int64{1, 2}},
-		{tasks.EventQuery{TaskID: a.ID, Limit: 10}, []int64{1, 3}},
-		{tasks.EventQuery{TaskID: b.ID, Limit: 10}, []int64{2}},
-		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskUpdated, tasks.EventFileChanged}, Limit: 10}, []int64{3, 4}},
+		{tasks.EventQuery{TaskIDs: []int64{a.ID}, Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{TaskIDs: []int64{b.ID}, Limit: 10}, []int64{2}},
+		{tasks.EventQuery{TaskIDs: []int64{a.ID, c.ID}, After: 1, Limit: 10}, []int64{3, 5, 6}},
+		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskUpdated, tasks.EventFileChanged}, Limit: 10}, []int64{3, 4, 6}},
 		{tasks.EventQuery{Sources: []tasks.Source{tasks.SourceFileWatch}, Limit: 10}, []int64{4}},
-		{tasks.EventQuery{Project: "p", Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{Projects: []string{"p"}, Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{Projects: []string{"q"}, Limit: 10}, []int64{5, 6}},
+		{tasks.EventQuery{Projects: []string{"p", "r"}, Limit: 10}, []int64{1, 3, 6}},
+		{tasks.EventQuery{Assignees: []string{"alice"}, Limit: 10}, []int64{5, 6}},
+		{tasks.EventQuery{Assignees: []string{"bob"}, Limit: 10}, []int64{6}},
+		{tasks.EventQuery{Statuses: []tasks.Status{tasks.StatusTodo}, Limit: 10}, []int64{1, 2, 3, 5, 6}},
+		{tasks.EventQuery{Statuses: []tasks.Status{tasks.StatusInProgress, tasks.StatusDone}, Limit: 10}, []int64{6}},
+		{tasks.EventQuery{Labels: []string{"x"}, Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{Labels: []string{"y"}, Limit: 10}, []int64{6}},
+		{tasks.EventQuery{Projects: []string{"q"}, Statuses: []tasks.Status{tasks.StatusTodo}, Types: []tasks.EventType{tasks.EventTaskCreated}, Limit: 10}, []int64{5}},
+		// A file event has no task: no task filter matches it.
+		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventFileChanged}, Statuses: []tasks.Status{tasks.StatusTodo}, Limit: 10}, nil},
 	} {
 		records, err := store.Events(context.Background(), tc.q)
 		if err != nil {
