@@ -63,7 +63,7 @@ func (s *Server) tools() []tool {
 		"deleted": map[string]any{"type": "boolean"},
 	}, "task_id", "deleted")
 
-	return []tool{
+	list := []tool{
 		{newTool("create_task", "Create task",
 			"Create a task. Only title is required; status defaults to todo and priority to medium. Set project to group it with its repository's tasks.",
 			hints{}, obj(create, "title"), taskSchema()), s.createTask},
@@ -111,6 +111,10 @@ func (s *Server) tools() []tool {
 				"limit": map[string]any{"type": "integer", "minimum": 1, "maximum": tasks.MaxEventsLimit, "description": fmt.Sprintf("at most this many, default %d", tasks.DefaultEventsLimit)},
 			})), eventsOutput), s.listEvents},
 	}
+	if s.waits != nil {
+		list = append(list, s.waitTool(eventsOutput))
+	}
+	return list
 }
 
 // args are a call's arguments, each still JSON, so that absent and null differ.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"taskhub/broadcaster"
+	"taskhub/broadcaster/tasklog"
 	"taskhub/mcptools"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
@@ -41,7 +43,26 @@ func newServerWith(t testing.TB, caller func(context.Context) (string, bool)) (*
 	}
 	t.Cleanup(func() { db.Close() })
 	svc := tasks.NewService(db)
-	return mcptools.New(mcptools.Config{Service: svc, Caller: caller}), svc
+	waits := broadcaster.NewWaits(broadcaster.WaitsConfig{})
+	follow(t, db, tasklog.Wake(waits))
+	return mcptools.New(mcptools.Config{Service: svc, Caller: caller, Waits: waits}), svc
+}
+
+// follow runs a tailer of store's log that hands each event to listeners, as taskhub
+// serve runs one, until t ends.
+func follow(t testing.TB, store tasks.Store, listeners ...func(*tasks.Record)) {
+	t.Helper()
+	tailer, err := tasks.NewTailer(context.Background(), store, tasks.TailerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range listeners {
+		tailer.Listen(l)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { tailer.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
 // connect returns an initialized in-process client that calls itself name.
@@ -144,6 +165,7 @@ func TestToolsList(t *testing.T) {
 		"create_task": {}, "get_task": {readOnly: true, idempotent: true}, "list_tasks": {readOnly: true, idempotent: true},
 		"update_task": {destructive: true, idempotent: true}, "update_task_status": {idempotent: true},
 		"delete_task": {destructive: true, idempotent: true}, "claim_task": {}, "list_events": {readOnly: true, idempotent: true},
+		"wait_for_events": {readOnly: true, idempotent: true},
 	}
 	if len(res.Tools) != len(wants) {
 		t.Errorf("%d tools, want %d", len(res.Tools), len(wants))
@@ -457,8 +479,8 @@ func TestSchemasPortable(t *testing.T) {
 			t.Errorf("%s: a schema is missing", tool.Name)
 		}
 	}
-	if len(tools) != 8 {
-		t.Errorf("%d tools walked, want 8", len(tools))
+	if len(tools) != 9 {
+		t.Errorf("%d tools walked, want 9", len(tools))
 	}
 }
 
