@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"taskhub/broadcaster"
 	"taskhub/mcptools"
 	"taskhub/tasks"
 )
@@ -44,13 +45,16 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer closeStore()
 
-	server := mcptools.New(mcptools.Config{Service: tasks.NewService(store), Logger: logger.With("component", "mcp"), Version: version})
-	// A tailer follows the log, for resource subscriptions: no hub, since stdio has
-	// no event streams.
+	defaults := DefaultConfig()
+	waits := broadcaster.NewWaits(broadcaster.WaitsConfig{MaxPerOwner: defaults.MaxWaitsPerToken, Max: defaults.MaxWaits})
+	server := mcptools.New(mcptools.Config{Service: tasks.NewService(store), Logger: logger.With("component", "mcp"), Version: version, Waits: waits})
+	// A tailer follows the log, for resource subscriptions and wait_for_events: no
+	// hub, since stdio has no event streams.
 	bgCtx, stop := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	defer func() { stop(); background.Wait() }()
-	if _, err := tailLog(ctx, bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer")); err != nil {
+	defer waits.Close()
+	if _, err := tailLog(ctx, bgCtx, &background, store, nil, waits, server.TaskChanged, logger.With("component", "tailer")); err != nil {
 		return err
 	}
 
