@@ -54,6 +54,9 @@ type Store interface {
 	Committed() <-chan struct{}
 	// PruneEvents deletes the events older than before, and returns how many.
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+	// Values returns up to q.Limit of the values q selects (see ValuesQuery), each
+	// found through an index rather than by reading every task.
+	Values(ctx context.Context, q ValuesQuery) ([]string, error)
 }
 
 // Tx is the view of a write transaction that the Service works through. Its methods

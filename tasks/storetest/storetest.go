@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +49,7 @@ func Run(t *testing.T, open Open) {
 		{"ParentCycleRace", testParentCycleRace},
 		{"Committed", testCommitted},
 		{"Prune", testPrune},
+		{"Values", testValues},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
@@ -529,5 +532,66 @@ func testPrune(t *testing.T, store tasks.Store) {
 	task := create(t, svc, tasks.Update{})
 	if records, _ := events(t, store); len(records) != 1 || records[0].Seq != 6 || records[0].TaskID != task.ID {
 		t.Errorf("the next event after pruning: %v, want seq 6", records)
+	}
+}
+
+func testValues(t *testing.T, store tasks.Store) {
+	svc := tasks.NewService(store)
+	var ids []int64 // newest first
+	for _, u := range []tasks.Update{
+		{Project: tasks.Value("site"), Assignee: tasks.Value("alice"), Labels: tasks.Value([]string{"docs", "ui"})},
+		{Project: tasks.Value("api"), Assignee: tasks.Value("bob"), Labels: tasks.Value([]string{"docs"})},
+		{Project: tasks.Value("api-v2"), Labels: tasks.Value([]string{"100%", "10_x"})},
+		{Project: tasks.Value("Site")},
+		{Project: tasks.Value("sité"), Assignee: tasks.Value("alice")},
+		{Project: tasks.Value("site")},
+	} {
+		ids = slices.Insert(ids, 0, create(t, svc, u).ID)
+	}
+	for range 20 {
+		ids = slices.Insert(ids, 0, create(t, svc, tasks.Update{}).ID)
+	}
+	// The ids with a prefix, newest first: what Values must find by its ranges.
+	idsWith := func(prefix string, limit int) []string {
+		out := []string{}
+		for _, id := range ids {
+			if s := strconv.FormatInt(id, 10); strings.HasPrefix(s, prefix) && len(out) < limit {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	top := strconv.FormatInt(ids[0], 10)
+	for _, tc := range []struct {
+		q    tasks.ValuesQuery
+		want []string
+	}{
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Limit: 100}, []string{"Site", "api", "api-v2", "site", "sité"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "api", Limit: 100}, []string{"api", "api-v2"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "s", Limit: 100}, []string{"site", "sité"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "sit", Limit: 1}, []string{"site"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "sité", Limit: 100}, []string{"sité"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "z", Limit: 100}, []string{}},
+		{tasks.ValuesQuery{Field: tasks.FieldAssignee, Limit: 100}, []string{"alice", "bob"}},
+		{tasks.ValuesQuery{Field: tasks.FieldAssignee, Prefix: "b", Limit: 100}, []string{"bob"}},
+		{tasks.ValuesQuery{Field: tasks.FieldLabel, Limit: 100}, []string{"100%", "10_x", "docs", "ui"}},
+		{tasks.ValuesQuery{Field: tasks.FieldLabel, Prefix: "10%", Limit: 100}, []string{}},
+		{tasks.ValuesQuery{Field: tasks.FieldLabel, Prefix: "10_", Limit: 100}, []string{"10_x"}},
+		{tasks.ValuesQuery{Field: tasks.FieldLabel, Prefix: "d", Limit: 100}, []string{"docs"}},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Limit: 3}, idsWith("", 3)},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: "1", Limit: 100}, idsWith("1", 100)},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: "1", Limit: 2}, idsWith("1", 2)},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: "2", Limit: 100}, idsWith("2", 100)},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: top, Limit: 100}, []string{top}},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: top + "0", Limit: 100}, []string{}},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: "9223372036854775807", Limit: 100}, []string{}},
+	} {
+		got, err := store.Values(context.Background(), tc.q)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.q, err)
+		}
+		if !slices.Equal(got, tc.want) || got == nil {
+			t.Errorf("%+v: %q, want %q", tc.q, got, tc.want)
+		}
 	}
 }
