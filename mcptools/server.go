@@ -1,6 +1,7 @@
-// Package mcptools exposes tasks.Service to MCP clients such as Claude Code: eight tools,
-// the resource template taskhub://tasks/{id} with subscriptions, and the server
-// instructions that teach an agent the workflow. It serves Streamable HTTP and the
+// Package mcptools exposes tasks.Service to MCP clients such as Claude Code: its tools,
+// the resource template taskhub://tasks/{id} with subscriptions, the prompts that
+// start an agent's work (with completions of their arguments from the tasks), and the
+// server instructions that teach an agent the workflow. It serves Streamable HTTP and the
 // older SSE transport through one http.Handler, and stdio. Every rule lives in the
 // Service; the tools only translate arguments and results.
 package mcptools
@@ -125,6 +126,10 @@ func New(cfg Config) *Server {
 		server.WithInstructions(Instructions),
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(true, false),
+		server.WithPromptCapabilities(false),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(completions{s}),
+		server.WithResourceCompletionProvider(completions{s}),
 		server.WithToolHandlerMiddleware(newValidator(tools).middleware),
 		server.WithOutputSchemaValidation(),
 		server.WithRecovery(),
@@ -135,6 +140,7 @@ func New(cfg Config) *Server {
 		s.mcp.AddTool(t.tool, t.handler)
 	}
 	s.addResources()
+	s.addPrompts()
 	return s
 }
 
