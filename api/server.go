@@ -49,6 +49,9 @@ type Config struct {
 	// WriteRate, when above 0, limits changes (and MCP requests) to this many per
 	// second per token, or per client IP address without tokens.
 	WriteRate float64
+	// Waits, fed by the tailer (tasklog.Wake), holds the long polls of GET
+	// /api/events?wait=…; nil refuses a wait.
+	Waits *broadcaster.Waits
 }
 
 // New returns the HTTP handler of the whole server.
@@ -86,7 +89,7 @@ func New(cfg Config) http.Handler {
 		e.Use(writeLimit(cfg.WriteRate))
 	}
 
-	h := &handlers{svc: cfg.Service, healthy: cfg.Health}
+	h := &handlers{svc: cfg.Service, healthy: cfg.Health, waits: cfg.Waits}
 	// HEAD wherever GET: net/http sends the headers and drops the body.
 	get := func(path string, fn echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, fn) }
 	get("/healthz", h.health)

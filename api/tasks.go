@@ -16,6 +16,7 @@ import (
 
 type handlers struct {
 	svc     *tasks.Service
+	waits   *broadcaster.Waits          // nil: GET /api/events does not wait
 	healthy func(context.Context) error // nil: the database is always there
 }
 
@@ -173,7 +174,7 @@ func (h *handlers) taskEvents(c echo.Context) error {
 }
 
 func (h *handlers) events(c echo.Context) error {
-	q, err := params(c, broadcaster.Params{Singles: []string{"after", "limit"}})
+	f, q, err := broadcaster.ParseFilterQuery(c.Request().URL.RawQuery, StreamVocabulary(), "after", "limit", "wait")
 	if err != nil {
 		return err
 	}
@@ -185,11 +186,11 @@ func (h *handlers) events(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, last, err := h.svc.Events(c.Request().Context(), after, int(limit))
+	wait, err := waitParam(q)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"events": events, "last_seq": last})
+	return h.poll(c, after, f, int(limit), wait)
 }
 
 // writeTask sends t with its version as ETag, for If-Match on the next change.

@@ -80,32 +80,11 @@ func badParam(field, format string, args ...any) error {
 // such as a token) are let through.
 func ParseStreamRequest(rawQuery, lastEventID string, v Vocabulary, extra ...string) (StreamRequest, error) {
 	var r StreamRequest
-	q, err := Params{
-		Lists:   []string{"types", "task_id", "assignee", "project", "status", "label", "source"},
-		Singles: append([]string{"batch", "last_event_id"}, extra...),
-	}.Parse(rawQuery)
+	f, q, err := ParseFilterQuery(rawQuery, v, append([]string{"batch", "last_event_id"}, extra...)...)
 	if err != nil {
 		return r, err
 	}
-	if r.Filter.Types, err = enumList(q, "types", v.Types); err != nil {
-		return r, err
-	}
-	if r.Filter.Statuses, err = enumList(q, "status", v.Statuses); err != nil {
-		return r, err
-	}
-	if r.Filter.Sources, err = enumList(q, "source", v.Sources); err != nil {
-		return r, err
-	}
-	r.Filter.Assignees = q["assignee"]
-	r.Filter.Projects = q["project"]
-	r.Filter.Labels = q["label"]
-	for _, s := range q["task_id"] {
-		id, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || id < 1 {
-			return r, badParam("task_id", "task_id must be a comma list of task ids, got %q", s)
-		}
-		r.Filter.TaskIDs = append(r.Filter.TaskIDs, id)
-	}
+	r.Filter = f
 	if q.Has("batch") {
 		d, err := time.ParseDuration(q.Get("batch"))
 		if err != nil || d < 0 || d > MaxBatch {
@@ -125,6 +104,41 @@ func ParseStreamRequest(rawQuery, lastEventID string, v Vocabulary, extra ...str
 		r.LastEventID, r.Replay = n, true
 	}
 	return r, nil
+}
+
+// ParseFilterQuery reads the stream's filters from rawQuery, a query string checked
+// by Params.Parse: the filters are its lists, and singles the single-valued parameters
+// the caller reads from the values returned. An unknown type, status or source, or a
+// task_id that is not one, is a RequestError naming the parameter.
+func ParseFilterQuery(rawQuery string, v Vocabulary, singles ...string) (Filter, url.Values, error) {
+	var f Filter
+	q, err := Params{
+		Lists:   []string{"types", "task_id", "assignee", "project", "status", "label", "source"},
+		Singles: singles,
+	}.Parse(rawQuery)
+	if err != nil {
+		return f, nil, err
+	}
+	if f.Types, err = enumList(q, "types", v.Types); err != nil {
+		return f, nil, err
+	}
+	if f.Statuses, err = enumList(q, "status", v.Statuses); err != nil {
+		return f, nil, err
+	}
+	if f.Sources, err = enumList(q, "source", v.Sources); err != nil {
+		return f, nil, err
+	}
+	f.Assignees = q["assignee"]
+	f.Projects = q["project"]
+	f.Labels = q["label"]
+	for _, s := range q["task_id"] {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id < 1 {
+			return f, nil, badParam("task_id", "task_id must be a comma list of task ids, got %q", s)
+		}
+		f.TaskIDs = append(f.TaskIDs, id)
+	}
+	return f, q, nil
 }
 
 func enumList(q url.Values, name string, known []string) ([]string, error) {

@@ -27,6 +27,12 @@ func result(props map[string]any, required ...string) map[string]any {
 	return s
 }
 
+// with returns props with more added.
+func with(props, more map[string]any) map[string]any {
+	maps.Copy(props, more)
+	return props
+}
+
 func raw(schema map[string]any) json.RawMessage {
 	b, err := json.Marshal(schema)
 	if err != nil {

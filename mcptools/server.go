@@ -1,6 +1,7 @@
 // Package mcptools exposes tasks.Service to MCP clients such as Claude Code: its tools,
-// the resource template taskhub://tasks/{id} with subscriptions, and the server
-// instructions that teach an agent the workflow. It serves Streamable HTTP and the
+// the resource template taskhub://tasks/{id} with subscriptions, the prompts that
+// start an agent's work (with completions of their arguments from the tasks), and the
+// server instructions that teach an agent the workflow. It serves Streamable HTTP and the
 // older SSE transport through one http.Handler, and stdio. Every rule lives in the
 // Service; the tools only translate arguments and results.
 package mcptools
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"taskhub/broadcaster"
 	"taskhub/tasks"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -54,7 +56,7 @@ Other rules:
 - Always pass project when several repositories share the hub: list_tasks, claim_task and create_task all take it.
 - depends_on lists the ids of tasks that must be done first; a cycle is refused.
 - To change other fields use update_task; pass expected_version (the task's version) to avoid overwriting someone else's change.
-- list_events with after (the last seq you saw) shows what changed since.
+- list_events with after (the last seq you saw) shows what changed since; wait_for_events, with the same filters, waits up to a minute for the next such event (until a task is done, for new work in a project) instead of polling.
 - Leave what the next agent on a task should know (findings, decisions, what is left) with add_note; read a task's notes with list_notes, oldest first.
 - Read a task as the resource taskhub://tasks/{id}; subscribe to it to be told when it changes.
 - A tool that fails returns isError with a message naming the argument at fault; nothing was changed.`
@@ -68,6 +70,9 @@ type Config struct {
 	// token's name), which wins over the client's own name. Over HTTP the tools see
 	// the request's context, so auth middleware in front of Handler can set it.
 	Caller func(context.Context) (string, bool)
+	// Waits, if set and fed by the tailer (tasklog.Wake), holds the calls of the tool
+	// wait_for_events, which is offered only then.
+	Waits *broadcaster.Waits
 	// Track, if set, is told of every HTTP stream (a Streamable HTTP GET, an SSE
 	// stream) with its request's context and a func that ends it, until the returned
 	// untrack; a stream it refuses (its credentials no longer hold) is not served. It
@@ -80,6 +85,7 @@ type Server struct {
 	svc    *tasks.Service
 	logger *slog.Logger
 	caller func(context.Context) (string, bool)
+	waits  *broadcaster.Waits
 	mcp    *server.MCPServer
 	subs   *subscriptions
 
@@ -107,7 +113,7 @@ func New(cfg Config) *Server {
 	if cfg.Track == nil {
 		cfg.Track = func(context.Context, func()) (func(), bool) { return func() {}, true }
 	}
-	s := &Server{svc: cfg.Service, logger: cfg.Logger, caller: cfg.Caller, track: cfg.Track}
+	s := &Server{svc: cfg.Service, logger: cfg.Logger, caller: cfg.Caller, waits: cfg.Waits, track: cfg.Track}
 	s.closing, s.close = context.WithCancel(context.Background())
 	hooks := &server.Hooks{}
 	s.subs = newSubscriptions(hooks)
@@ -121,6 +127,10 @@ func New(cfg Config) *Server {
 		server.WithInstructions(Instructions),
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(true, false),
+		server.WithPromptCapabilities(false),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(completions{s}),
+		server.WithResourceCompletionProvider(completions{s}),
 		server.WithToolHandlerMiddleware(newValidator(tools).middleware),
 		server.WithOutputSchemaValidation(),
 		server.WithRecovery(),
@@ -131,6 +141,7 @@ func New(cfg Config) *Server {
 		s.mcp.AddTool(t.tool, t.handler)
 	}
 	s.addResources()
+	s.addPrompts()
 	return s
 }
 

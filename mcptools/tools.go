@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"taskhub/broadcaster"
+	"taskhub/broadcaster/tasklog"
 	"taskhub/tasks"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -61,7 +63,7 @@ func (s *Server) tools() []tool {
 		"deleted": map[string]any{"type": "boolean"},
 	}, "task_id", "deleted")
 
-	return []tool{
+	list := []tool{
 		{newTool("create_task", "Create task",
 			"Create a task. Only title is required; status defaults to todo and priority to medium. Set project to group it with its repository's tasks.",
 			hints{}, obj(create, "title"), taskSchema()), s.createTask},
@@ -105,15 +107,15 @@ func (s *Server) tools() []tool {
 			}), taskSchema()), s.claimTask},
 		{newTool("list_events", "List events",
 			"List the event log after seq after, oldest first: every change, who made it and through which door. Poll with after = the last_seq of the previous call.",
-			hints{readOnly: true, idempotent: true}, obj(map[string]any{
-				"after":   map[string]any{"type": "integer", "minimum": 0, "description": "only events after this seq; default 0"},
-				"task_id": id("only this task's events"),
-				"types":   map[string]any{"type": "array", "items": enum(tasks.EventTypes, ""), "description": "only events of these types"},
-				"source":  map[string]any{"type": "array", "items": enum(tasks.Sources, ""), "description": "only events that came in through these doors"},
-				"project": str("only events of tasks in this project", tasks.MaxProject),
-				"limit":   map[string]any{"type": "integer", "minimum": 1, "maximum": tasks.MaxEventsLimit, "description": fmt.Sprintf("at most this many, default %d", tasks.DefaultEventsLimit)},
-			}), eventsOutput), s.listEvents},
+			hints{readOnly: true, idempotent: true}, obj(with(eventFilterArgs(), map[string]any{
+				"after": map[string]any{"type": "integer", "minimum": 0, "description": "only events after this seq; default 0"},
+				"limit": map[string]any{"type": "integer", "minimum": 1, "maximum": tasks.MaxEventsLimit, "description": fmt.Sprintf("at most this many, default %d", tasks.DefaultEventsLimit)},
+			})), eventsOutput), s.listEvents},
 	}
+	if s.waits != nil {
+		list = append(list, s.waitTool(eventsOutput))
+	}
+	return list
 }
 
 // args are a call's arguments, each still JSON, so that absent and null differ.
@@ -453,27 +455,58 @@ func (s *Server) listEvents(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	if err != nil {
 		return s.toolError("list_events", err), nil
 	}
-	q := tasks.EventQuery{Limit: tasks.DefaultEventsLimit}
-	var types, sources []string
-	errs := []error{}
-	for name, into := range map[string]any{"after": &q.After, "task_id": &q.TaskID, "limit": &q.Limit, "project": &q.Project, "types": &types, "source": &sources} {
-		_, err := decode(a, name, into)
-		errs = append(errs, err)
-	}
-	if err := firstError(errs); err != nil {
+	var after int64
+	limit := tasks.DefaultEventsLimit
+	_, afterErr := get(a, "after", &after)
+	_, limitErr := get(a, "limit", &limit)
+	f, err := eventFilter(a)
+	if err := firstError([]error{afterErr, limitErr, err}); err != nil {
 		return s.toolError("list_events", err), nil
 	}
-	for _, t := range types {
-		q.Types = append(q.Types, tasks.EventType(t))
-	}
-	for _, src := range sources {
-		q.Sources = append(q.Sources, tasks.Source(src))
-	}
-	events, last, err := s.svc.EventsFor(ctx, q)
+	events, last, err := s.svc.EventsFor(ctx, tasklog.Query(after, f, limit))
 	if err != nil {
 		return s.toolError("list_events", err), nil
 	}
-	after := q.After
 	text := fmt.Sprintf("%d events after seq %d; last_seq %d", len(events), after, last)
 	return mcp.NewToolResultStructured(map[string]any{"events": events, "last_seq": last}, text), nil
+}
+
+// eventFilter reads the filter arguments of list_events and wait_for_events: the
+// stream's filters, one task, project, assignee and label each (empty is none), and
+// lists of types, sources and statuses.
+func eventFilter(a args) (broadcaster.Filter, error) {
+	var f broadcaster.Filter
+	var taskID int64
+	var project, assignee, label string
+	errs := []error{}
+	for name, into := range map[string]any{"task_id": &taskID, "project": &project, "assignee": &assignee, "label": &label,
+		"types": &f.Types, "source": &f.Sources, "status": &f.Statuses} {
+		_, err := decode(a, name, into)
+		errs = append(errs, err)
+	}
+	if taskID != 0 {
+		f.TaskIDs = []int64{taskID}
+	}
+	for _, v := range []struct {
+		value string
+		into  *[]string
+	}{{project, &f.Projects}, {assignee, &f.Assignees}, {label, &f.Labels}} {
+		if v.value != "" {
+			*v.into = []string{v.value}
+		}
+	}
+	return f, firstError(errs)
+}
+
+// eventFilterArgs are the schemas of eventFilter's arguments.
+func eventFilterArgs() map[string]any {
+	return map[string]any{
+		"task_id":  id("only this task's events"),
+		"types":    map[string]any{"type": "array", "items": enum(tasks.EventTypes, ""), "description": "only events of these types"},
+		"source":   map[string]any{"type": "array", "items": enum(tasks.Sources, ""), "description": "only events that came in through these doors"},
+		"status":   map[string]any{"type": "array", "items": enum(tasks.Statuses, ""), "description": "only events of tasks in any of these statuses, before or after the change"},
+		"project":  str("only events of tasks in this project, before or after the change", tasks.MaxProject),
+		"assignee": str("only events of tasks assigned to this name, before or after the change", tasks.MaxAssignee),
+		"label":    str("only events of tasks with this label, before or after the change", tasks.MaxLabel),
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"taskhub/broadcaster"
+	"taskhub/broadcaster/tasklog"
 	"taskhub/mcptools"
 	"taskhub/tasks"
 	"taskhub/tasks/sqlite"
@@ -41,7 +43,26 @@ func newServerWith(t testing.TB, caller func(context.Context) (string, bool)) (*
 	}
 	t.Cleanup(func() { db.Close() })
 	svc := tasks.NewService(db)
-	return mcptools.New(mcptools.Config{Service: svc, Caller: caller}), svc
+	waits := broadcaster.NewWaits(broadcaster.WaitsConfig{})
+	follow(t, db, tasklog.Wake(waits))
+	return mcptools.New(mcptools.Config{Service: svc, Caller: caller, Waits: waits}), svc
+}
+
+// follow runs a tailer of store's log that hands each event to listeners, as taskhub
+// serve runs one, until t ends.
+func follow(t testing.TB, store tasks.Store, listeners ...func(*tasks.Record)) {
+	t.Helper()
+	tailer, err := tasks.NewTailer(context.Background(), store, tasks.TailerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range listeners {
+		tailer.Listen(l)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { tailer.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
 // connect returns an initialized in-process client that calls itself name.
@@ -146,6 +167,7 @@ func TestToolsList(t *testing.T) {
 		"delete_task": {destructive: true, idempotent: true}, "claim_task": {}, "list_events": {readOnly: true, idempotent: true},
 		"add_note": {}, "list_notes": {readOnly: true, idempotent: true},
 		"heartbeat_task": {}, "release_task": {idempotent: true}, "report_progress": {idempotent: true},
+		"wait_for_events": {readOnly: true, idempotent: true},
 	}
 	if len(res.Tools) != len(wants) {
 		t.Errorf("%d tools, want %d", len(res.Tools), len(wants))
@@ -263,6 +285,23 @@ func TestToolsSucceed(t *testing.T) {
 	if len(ev.Events) != 0 {
 		t.Errorf("rest events %+v", ev)
 	}
+	// The stream's filters, on the values before the change too.
+	for _, tc := range []struct{ args, want string }{
+		{`{"assignee":"claude-code"}`, "[4 5 6]"},
+		{`{"status":["in_progress"]}`, "[4 5 6]"},
+		{`{"label":"docs"}`, "[2 3 6]"},
+		{`{"status":["done"],"assignee":"claude-code","project":"p","types":["task_updated"]}`, "[5]"},
+		{`{"label":"none"}`, "[]"},
+	} {
+		ev = ok[eventsOut](t, callTool(t, c, "list_events", tc.args))
+		var seqs []int64
+		for _, e := range ev.Events {
+			seqs = append(seqs, e.Seq)
+		}
+		if got := fmt.Sprint(seqs); got != tc.want && !(tc.want == "[]" && seqs == nil) {
+			t.Errorf("list_events %s: seqs %s, want %s", tc.args, got, tc.want)
+		}
+	}
 
 	del := callTool(t, c, "delete_task", fmt.Sprintf(`{"task_id":%d}`, task.ID))
 	if out := ok[map[string]any](t, del); out["deleted"] != true {
@@ -315,6 +354,8 @@ func TestToolsFail(t *testing.T) {
 		{"list_events", `{"limit":5000}`, []string{"limit"}},
 		{"list_events", `{"types":["task_moved"]}`, []string{"types"}},
 		{"list_events", `{"source":"mcp_tool"}`, []string{"source"}},
+		{"list_events", `{"status":["doing"]}`, []string{"status"}},
+		{"list_events", `{"assignee":7}`, []string{"assignee"}},
 	} {
 		t.Run(tc.tool+" "+tc.args, func(t *testing.T) {
 			failed(t, callTool(t, c, tc.tool, tc.args), tc.want...)
@@ -440,8 +481,8 @@ func TestSchemasPortable(t *testing.T) {
 			t.Errorf("%s: a schema is missing", tool.Name)
 		}
 	}
-	if len(tools) != 13 {
-		t.Errorf("%d tools walked, want 13", len(tools))
+	if len(tools) != 14 {
+		t.Errorf("%d tools walked, want 14", len(tools))
 	}
 }
 

@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -156,10 +157,10 @@ func TestEventsFor(t *testing.T) {
 		want []int64 // seqs
 	}{
 		{tasks.EventQuery{Limit: 10}, []int64{1, 2, 3}},
-		{tasks.EventQuery{Project: "p", Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{Projects: []string{"p"}, Limit: 10}, []int64{1, 3}},
 		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskCreated}, Limit: 10}, []int64{1, 2}},
 		{tasks.EventQuery{Sources: []tasks.Source{tasks.SourceMCP}, Limit: 10}, []int64{3}},
-		{tasks.EventQuery{TaskID: a.ID, After: 1, Limit: 10}, []int64{3}},
+		{tasks.EventQuery{TaskIDs: []int64{a.ID}, After: 1, Limit: 10}, []int64{3}},
 	} {
 		events, _, err := svc.EventsFor(context.Background(), tc.q)
 		if err != nil {
@@ -177,6 +178,12 @@ func TestEventsFor(t *testing.T) {
 	wantError(t, err, tasks.EInvalid, "types")
 	_, _, err = svc.EventsFor(context.Background(), tasks.EventQuery{Sources: []tasks.Source{"nope"}, Limit: 1})
 	wantError(t, err, tasks.EInvalid, "source")
+	_, _, err = svc.EventsFor(context.Background(), tasks.EventQuery{Statuses: []tasks.Status{"doing"}, Limit: 1})
+	wantError(t, err, tasks.EInvalid, "status")
+	_, _, err = svc.EventsFor(context.Background(), tasks.EventQuery{TaskIDs: []int64{3, 0}, Limit: 1})
+	wantError(t, err, tasks.EInvalid, "task_id")
+	_, _, err = svc.EventsFor(context.Background(), tasks.EventQuery{Labels: []string{strings.Repeat("l", tasks.MaxLabel+1)}, Limit: 1})
+	wantError(t, err, tasks.EInvalid, "label")
 }
 
 // TestNoteWithoutChange: a note on an update that changes nothing would be lost, so the

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ReadyQuery selects among the tasks ready for Caller. Both ways of claiming hold to
@@ -35,16 +36,21 @@ type TaskQuery struct {
 	Limit    int
 }
 
-// EventQuery selects events for a Store. TaskID 0 means every task; empty lists and
-// an empty Project match every event. Project is the project of the event's task
-// after the change.
+// EventQuery selects events for a Store: up to Limit events with a seq above After.
+// Each list that is not empty must share a value with the event's (OR within a list,
+// AND across them), as the stream's filters do: Assignees, Projects, Statuses and
+// Labels match the event's Match, so an update matches on the task's values from
+// before the change too. An event without a task matches none of those, nor TaskIDs.
 type EventQuery struct {
-	After   int64
-	TaskID  int64
-	Types   []EventType
-	Sources []Source
-	Project string
-	Limit   int
+	After     int64
+	TaskIDs   []int64
+	Types     []EventType
+	Sources   []Source
+	Assignees []string
+	Projects  []string
+	Statuses  []Status
+	Labels    []string
+	Limit     int
 }
 
 // Filter is what a caller asks of List: the TaskQuery fields, with an opaque cursor
@@ -416,7 +422,7 @@ func (s *Service) Delete(ctx context.Context, id, ifVersion int64) error {
 // deleted. A task that never existed is an ENotFound error.
 func (s *Service) TaskEvents(ctx context.Context, id int64) ([]Record, error) {
 	var all []Record
-	q := EventQuery{TaskID: id, Limit: MaxEventsLimit}
+	q := EventQuery{TaskIDs: []int64{id}, Limit: MaxEventsLimit}
 	for {
 		events, err := s.store.Events(ctx, q)
 		if err != nil {
@@ -465,23 +471,44 @@ func (s *Service) EventsFor(ctx context.Context, q EventQuery) ([]Record, int64,
 // check checks the arguments of an events query.
 func (q EventQuery) check() error {
 	switch {
-	case q.TaskID < 0:
-		return Errorf(EInvalid, "task_id", "task_id must be positive, got %d", q.TaskID)
 	case q.After < 0:
 		return Errorf(EInvalid, "after", "after must not be negative")
 	case q.Limit < 1 || q.Limit > MaxEventsLimit:
 		return Errorf(EInvalid, "limit", "limit must be 1 to %d, got %d", MaxEventsLimit, q.Limit)
-	case len(q.Project) > MaxProject:
-		return Errorf(EInvalid, "project", "project must be at most %d characters", MaxProject)
 	}
-	for _, t := range q.Types {
-		if !slices.Contains(EventTypes, t) {
-			return Errorf(EInvalid, "types", "types must be among %s, got %q", join(EventTypes), t)
+	for _, id := range q.TaskIDs {
+		if id < 1 {
+			return Errorf(EInvalid, "task_id", "task_id must be positive, got %d", id)
 		}
 	}
-	for _, src := range q.Sources {
-		if !slices.Contains(Sources, src) {
-			return Errorf(EInvalid, "source", "source must be among %s, got %q", join(Sources), src)
+	if err := among("types", q.Types, EventTypes); err != nil {
+		return err
+	}
+	if err := among("source", q.Sources, Sources); err != nil {
+		return err
+	}
+	if err := among("status", q.Statuses, Statuses); err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		field  string
+		values []string
+		max    int
+	}{{"assignee", q.Assignees, MaxAssignee}, {"project", q.Projects, MaxProject}, {"label", q.Labels, MaxLabel}} {
+		for _, v := range l.values {
+			if utf8.RuneCountInString(v) > l.max {
+				return Errorf(EInvalid, l.field, "%s must be at most %d characters", l.field, l.max)
+			}
+		}
+	}
+	return nil
+}
+
+// among checks that every one of values is in known, the field's vocabulary.
+func among[S ~string](field string, values, known []S) error {
+	for _, v := range values {
+		if !slices.Contains(known, v) {
+			return Errorf(EInvalid, field, "%s must be among %s, got %q", field, join(known), v)
 		}
 	}
 	return nil

@@ -61,6 +61,9 @@ type Store interface {
 	// NextLease returns the earliest lease_expires_at of any task, nil when no task
 	// holds a lease. It reads an index: its cost does not grow with the leases held.
 	NextLease(ctx context.Context) (*Time, error)
+	// Values returns up to q.Limit of the values q selects (see ValuesQuery), each
+	// found through an index rather than by reading every task.
+	Values(ctx context.Context, q ValuesQuery) ([]string, error)
 }
 
 // Tx is the view of a write transaction that the Service works through. Its methods

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 
 // startServe runs `taskhub serve` with args as a child process and returns it with the
 // URL from its listening line.
-func startServe(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *bufio.Reader) {
+func startServe(t testing.TB, env []string, args ...string) (*exec.Cmd, string, *bufio.Reader) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "RUN_AS_TASKHUB=1"), env...)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"taskhub/broadcaster"
 	"taskhub/mcptools"
 	"taskhub/tasks"
 )
@@ -48,15 +49,19 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer closeStore()
 
+	defaults := DefaultConfig()
+	waits := broadcaster.NewWaits(broadcaster.WaitsConfig{MaxPerOwner: defaults.MaxWaitsPerToken, Max: defaults.MaxWaits})
 	service := tasks.NewService(store, tasks.WithClaimLease(*claimLease))
-	server := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version})
-	// A tailer follows the log, for resource subscriptions: no hub, since stdio has
-	// no event streams. Leases expire here too: the claims made over stdio may have
-	// no server to expire them, and beside one, each lease still expires once.
+	server := mcptools.New(mcptools.Config{Service: service, Logger: logger.With("component", "mcp"), Version: version, Waits: waits})
+	// A tailer follows the log, for resource subscriptions and wait_for_events: no
+	// hub, since stdio has no event streams. Leases expire here too: the claims made
+	// over stdio may have no server to expire them, and beside one, each lease still
+	// expires once.
 	bgCtx, stop := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	defer func() { stop(); background.Wait() }()
-	tailer, err := tailLog(ctx, bgCtx, &background, store, nil, server.TaskChanged, logger.With("component", "tailer"))
+	defer waits.Close()
+	tailer, err := tailLog(ctx, bgCtx, &background, store, nil, waits, server.TaskChanged, logger.With("component", "tailer"))
 	if err != nil {
 		return err
 	}

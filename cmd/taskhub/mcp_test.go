@@ -83,8 +83,8 @@ func exercise(t *testing.T, c *client.Client, url, name string) {
 	if err != nil {
 		t.Fatalf("list tools: %v", err)
 	}
-	if len(tools.Tools) != 13 {
-		t.Fatalf("%d tools, want 13", len(tools.Tools))
+	if len(tools.Tools) != 14 {
+		t.Fatalf("%d tools, want 14", len(tools.Tools))
 	}
 	task := structured(t, mcpCall(t, c, "create_task", map[string]any{"title": "over " + name, "project": name}))
 	if task.CreatedBy != name {
@@ -386,6 +386,7 @@ func TestMCPArguments(t *testing.T) {
 		{"origin with a path", []string{"serve", "--cors-origin", "https://example.com/app"}, 2, "not an origin"},
 		{"no idle sessions", []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "x.db"), "--mcp-session-idle", "0s"}, 2, "--mcp-session-idle must be positive"},
 		{"no sessions", []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "x.db"), "--max-mcp-sessions", "0"}, 2, "--max-mcp-sessions must be at least 1"},
+		{"negative waits", []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "x.db"), "--max-waits", "-1"}, 2, "--max-waits-per-token and --max-waits must not be negative"},
 		{"mcp help", []string{"mcp", "-h"}, 0, "-db file"},
 		{"mcp stray argument", []string{"mcp", "extra"}, 2, `unexpected argument "extra"`},
 		{"mcp unusable database", []string{"mcp", "--db", t.TempDir()}, 1, "open database"},

@@ -41,6 +41,8 @@ func serveFlags(cfg *Config, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TokensFile, "tokens-file", cfg.TokensFile, "JSON `file` of tokens: [{\"name\", \"sha256\", \"scopes\"}], reloaded when it changes")
 	fs.Float64Var(&cfg.WriteRate, "write-rate", cfg.WriteRate, "at most this many changes per `second` per token (per IP without tokens); 0: no limit")
 	fs.IntVar(&cfg.MaxStreamsPerToken, "max-streams-per-token", cfg.MaxStreamsPerToken, "open event streams one token may have at once; 0: no limit")
+	fs.IntVar(&cfg.MaxWaitsPerToken, "max-waits-per-token", cfg.MaxWaitsPerToken, "calls one token (or MCP client) may have waiting for events at once (long polls, wait_for_events); 0: no limit")
+	fs.IntVar(&cfg.MaxWaits, "max-waits", cfg.MaxWaits, "calls waiting for events at once, everyone's together; 0: no limit")
 	fs.DurationVar(&cfg.Keepalive, "keepalive", cfg.Keepalive, "send a keepalive comment on event streams after this much `silence`")
 	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "keep events this `long`; 0 keeps them all (a client asking for older ones gets a reset event)")
 	fs.IntVar(&cfg.StreamQueue, "stream-queue", cfg.StreamQueue, "events queued for one stream before it is dropped as too slow (its client reconnects and replays)")

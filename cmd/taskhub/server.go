@@ -43,6 +43,10 @@ type Config struct {
 	WriteRate float64
 	// MaxStreamsPerToken bounds one token's open event streams; 0: no limit.
 	MaxStreamsPerToken int
+	// MaxWaitsPerToken bounds the calls one caller (a token's name, or an MCP
+	// client's) may have waiting for events at once, MaxWaits everyone's; 0: no limit.
+	MaxWaitsPerToken int
+	MaxWaits         int
 	// Keepalive is the silence after which a stream gets a keepalive comment.
 	Keepalive time.Duration
 	// StreamQueue is how many events one stream may have queued before it is dropped.
@@ -82,6 +86,8 @@ func DefaultConfig() Config {
 	return Config{
 		DB:                 "./taskhub.db",
 		MaxStreamsPerToken: 100,
+		MaxWaitsPerToken:   1000,
+		MaxWaits:           10000,
 		Keepalive:          broadcaster.DefaultKeepalive,
 		StreamQueue:        broadcaster.DefaultQueueCap,
 		MCPSessionIdle:     mcptools.DefaultSessionIdle,
@@ -108,6 +114,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: give --token (TASKHUB_TOKEN) or --tokens-file, not both", errUsage)
 	case c.WriteRate < 0 || c.MaxStreamsPerToken < 0:
 		return fmt.Errorf("%w: --write-rate and --max-streams-per-token must not be negative", errUsage)
+	case c.MaxWaitsPerToken < 0 || c.MaxWaits < 0:
+		return fmt.Errorf("%w: --max-waits-per-token and --max-waits must not be negative", errUsage)
 	case c.Keepalive <= 0:
 		return fmt.Errorf("%w: --keepalive must be positive, got %s", errUsage, c.Keepalive)
 	case c.EventRetention < 0:
@@ -144,6 +152,7 @@ type Server struct {
 	tailer   *tasks.Tailer
 	webhooks *webhooks.Service
 	hub      *broadcaster.Hub
+	waits    *broadcaster.Waits
 	mcp      *mcptools.Server
 	http     *http.Server
 	ln       net.Listener
@@ -225,9 +234,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		Track:              track,
 	})
 	metrics.WatchHub(s.hub.Stats)
+	s.waits = broadcaster.NewWaits(broadcaster.WaitsConfig{MaxPerOwner: cfg.MaxWaitsPerToken, Max: cfg.MaxWaits})
+	metrics.WatchWaits(s.waits.Waiting)
 	service := tasks.NewService(s.store, tasks.WithClaimLease(cfg.ClaimLease))
 	s.webhooks = webhooks.NewService(webhooks.Config{Store: s.store, Vocabulary: api.StreamVocabulary(), AllowPrivate: cfg.WebhooksAllowPrivate})
-	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller, Track: track})
+	s.mcp = mcptools.New(mcptools.Config{Service: service, Logger: s.logger.With("component", "mcp"), Version: version, Caller: api.Caller, Track: track, Waits: s.waits})
 	// Before anything can change the log: the file watchers below, or a client.
 	if err := s.followLog(ctx, bgCtx); err != nil {
 		return err
@@ -275,6 +286,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			OAuth:       oauth,
 			WriteRate:   cfg.WriteRate,
 			CORSOrigins: cfg.CORSOrigins,
+			Waits:       s.waits,
 			// Without tokens the server is on loopback (checkLoopback): a request that
 			// names another host there is a web page that rebound its name (DNS rebinding).
 			LoopbackHostOnly: auth == nil && oauth == nil && !cfg.Insecure,
@@ -328,7 +340,7 @@ func (s *Server) listen() (net.Listener, error) {
 // subscriptions. It carries every event committed from now on: ctx bounds reading
 // where the log ends, bgCtx how long the events are carried.
 func (s *Server) followLog(ctx, bgCtx context.Context) error {
-	tailer, err := tailLog(ctx, bgCtx, &s.background, s.store, s.hub, s.mcp.TaskChanged, s.logger.With("component", "tailer"))
+	tailer, err := tailLog(ctx, bgCtx, &s.background, s.store, s.hub, s.waits, s.mcp.TaskChanged, s.logger.With("component", "tailer"))
 	s.tailer = tailer
 	return err
 }
@@ -401,6 +413,9 @@ func (s *Server) close() error {
 	// end by itself.
 	if s.stopBackground != nil {
 		s.stopBackground()
+	}
+	if s.waits != nil { // the waiting calls answer now, with what the log has
+		s.waits.Close()
 	}
 	if s.mcp != nil {
 		s.mcp.Close()

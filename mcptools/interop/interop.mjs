@@ -2,8 +2,10 @@
 // taskhub over Streamable HTTP, the SSE transport and stdio. For each it lists the
 // tools, calls them (the SDK checks structured results against their output schemas),
 // reads and subscribes to a task resource, changes the task through REST and waits for
-// notifications/resources/updated. Over Streamable HTTP it also ends a session
-// (DELETE), and sees a client still holding its id refused (404) and initialize anew.
+// notifications/resources/updated, waits for an event with wait_for_events, lists and
+// gets the prompts, and completes their arguments. Over Streamable HTTP it also ends a
+// session (DELETE), and sees a client still holding its id refused (404) and
+// initialize anew.
 //
 // Environment: TASKHUB_URL (a running `taskhub serve`), TASKHUB_DB (its database) and
 // TASKHUB_CMD (a taskhub binary, for stdio; TASKHUB_CMD_ENV adds KEY=VALUE pairs to its
@@ -24,7 +26,8 @@ if (!url || !db || !cmd) {
 }
 
 const tools = ['add_note', 'claim_task', 'create_task', 'delete_task', 'get_task', 'heartbeat_task', 'list_events',
-  'list_notes', 'list_tasks', 'release_task', 'report_progress', 'update_task', 'update_task_status'];
+  'list_notes', 'list_tasks', 'release_task', 'report_progress', 'update_task', 'update_task_status', 'wait_for_events'];
+const prompts = ['handoff', 'next_task', 'plan', 'standup'];
 
 async function rest(method, path, body) {
   const res = await fetch(url + path, {
@@ -119,7 +122,40 @@ async function exercise(name, transport) {
     assert.ok(!released.isError, JSON.stringify(released));
     assert.equal(released.structuredContent.status, 'todo');
     assert.equal(released.structuredContent.lease_expires_at, null);
-    console.log(`ok ${name}: ${listed.tools.length} tools, task ${task.id}, resources/updated received`);
+
+    // wait_for_events: none within its timeout, then woken by a change through REST.
+    const after = (await client.callTool({ name: 'list_events', arguments: { task_id: task.id } })).structuredContent.last_seq;
+    const quiet = await client.callTool({ name: 'wait_for_events', arguments: { after, task_id: task.id, timeout_seconds: 1 } });
+    assert.ok(!quiet.isError, JSON.stringify(quiet));
+    assert.equal(quiet.structuredContent.events.length, 0);
+    assert.ok(quiet.structuredContent.last_seq >= after, JSON.stringify(quiet.structuredContent));
+    const waiting = client.callTool({ name: 'wait_for_events', arguments: { after, task_id: task.id, status: ['done'], timeout_seconds: 30 } });
+    await new Promise((r) => setTimeout(r, 200)); // the call is waiting (it would find the event anyway)
+    await rest('PATCH', `/api/tasks/${task.id}`, { status: 'done' });
+    const woken = await withTimeout(waiting, 10000, `${name}: wait_for_events`);
+    assert.ok(!woken.isError, JSON.stringify(woken));
+    assert.equal(woken.structuredContent.events.length, 1);
+    assert.equal(woken.structuredContent.events[0].task.status, 'done');
+    assert.equal(woken.structuredContent.last_seq, woken.structuredContent.events[0].seq);
+
+    // Prompts, and completions of their arguments and of the task template's id.
+    const listedPrompts = await client.listPrompts();
+    assert.deepEqual(listedPrompts.prompts.map((p) => p.name).sort(), prompts);
+    const next = await client.getPrompt({ name: 'next_task', arguments: { project: name } });
+    assert.match(next.messages[0].content.text, /claim_task/);
+    assert.match(next.messages[0].content.text, new RegExp(`"project":"${name}"`));
+    const plan = await client.getPrompt({ name: 'plan', arguments: { project: name, goal: 'ship it' } });
+    assert.match(plan.messages[0].content.text, /depends_on/);
+    const standup = await client.getPrompt({ name: 'standup', arguments: { project: name, since: '1h' } });
+    assert.match(standup.messages[0].content.text, new RegExp(`#${task.id} `));
+    const handoff = await client.getPrompt({ name: 'handoff', arguments: { task_id: String(task.id) } });
+    assert.match(handoff.messages[0].content.text, /release_task/);
+    await assert.rejects(client.getPrompt({ name: 'handoff', arguments: {} }), /task_id/);
+    const projects = await client.complete({ ref: { type: 'ref/prompt', name: 'next_task' }, argument: { name: 'project', value: name.slice(0, 4) } });
+    assert.ok(projects.completion.values.includes(name), JSON.stringify(projects));
+    const ids = await client.complete({ ref: { type: 'ref/resource', uri: 'taskhub://tasks/{id}' }, argument: { name: 'id', value: String(task.id) } });
+    assert.ok(ids.completion.values.includes(String(task.id)), JSON.stringify(ids));
+    console.log(`ok ${name}: ${listed.tools.length} tools, task ${task.id}, resources/updated received, waited, ${listedPrompts.prompts.length} prompts`);
   } finally {
     await client.close();
   }

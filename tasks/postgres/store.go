@@ -154,8 +154,8 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Record, error) {
 	var p params
 	query := "SELECT seq, type, coalesce(task_id, 0), source, data, match FROM events WHERE seq > " + p.add(q.After)
-	if q.TaskID != 0 {
-		query += " AND task_id = " + p.add(q.TaskID)
+	if len(q.TaskIDs) > 0 {
+		query += " AND task_id = ANY(" + p.add(q.TaskIDs) + ")"
 	}
 	if len(q.Types) > 0 {
 		query += " AND type = ANY(" + p.add(strs(q.Types)) + ")"
@@ -163,8 +163,14 @@ func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Record, e
 	if len(q.Sources) > 0 {
 		query += " AND source = ANY(" + p.add(strs(q.Sources)) + ")"
 	}
-	if q.Project != "" {
-		query += " AND data -> 'task' ->> 'project' = " + p.add(q.Project)
+	// The match lists, as the stream's filters read them: any of the event's values.
+	for _, m := range []struct {
+		key  string
+		list []string
+	}{{"assignee", q.Assignees}, {"project", q.Projects}, {"status", strs(q.Statuses)}, {"label", q.Labels}} {
+		if len(m.list) > 0 {
+			query += " AND jsonb_exists_any(match -> '" + m.key + "', " + p.add(m.list) + ")"
+		}
 	}
 	query += " ORDER BY seq LIMIT " + p.add(q.Limit)
 	rows, err := db.pool.Query(ctx, query, p...)

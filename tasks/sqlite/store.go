@@ -229,21 +229,29 @@ func jsonArg(v any) string {
 func (db *DB) Events(ctx context.Context, q tasks.EventQuery) ([]tasks.Record, error) {
 	query := "SELECT seq, type, task_id, source, data, match FROM events WHERE seq > ?"
 	args := []any{q.After}
-	if q.TaskID != 0 {
-		query += " AND task_id = ?"
-		args = append(args, q.TaskID)
+	and := func(cond string, list any) {
+		query += " AND " + cond
+		args = append(args, jsonArg(list))
+	}
+	if len(q.TaskIDs) > 0 {
+		and("task_id IN (SELECT value FROM json_each(?))", q.TaskIDs)
 	}
 	if len(q.Types) > 0 {
-		query += " AND type IN (SELECT value FROM json_each(?))"
-		args = append(args, jsonArg(q.Types))
+		and("type IN (SELECT value FROM json_each(?))", q.Types)
 	}
 	if len(q.Sources) > 0 {
-		query += " AND source IN (SELECT value FROM json_each(?))"
-		args = append(args, jsonArg(q.Sources))
+		and("source IN (SELECT value FROM json_each(?))", q.Sources)
 	}
-	if q.Project != "" {
-		query += " AND json_extract(data, '$.task.project') = ?"
-		args = append(args, q.Project)
+	// The match lists, as the stream's filters read them: any of the event's values.
+	for _, m := range []struct {
+		key  string
+		list any
+		n    int
+	}{{"assignee", q.Assignees, len(q.Assignees)}, {"project", q.Projects, len(q.Projects)},
+		{"status", q.Statuses, len(q.Statuses)}, {"label", q.Labels, len(q.Labels)}} {
+		if m.n > 0 {
+			and("EXISTS (SELECT 1 FROM json_each(match, '$."+m.key+"') WHERE value IN (SELECT value FROM json_each(?)))", m.list)
+		}
 	}
 	query += " ORDER BY seq LIMIT ?"
 	args = append(args, q.Limit)

@@ -99,8 +99,8 @@ func testNotes(t *testing.T, store tasks.Store) {
 		want []int64
 	}{
 		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskNoteAdded}, Limit: 10}, []int64{3, 4, 5, 6}},
-		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskNoteAdded}, TaskID: b.ID, Limit: 10}, []int64{4}},
-		{tasks.EventQuery{Project: "p", Limit: 10}, []int64{1, 3, 5, 6}},
+		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskNoteAdded}, TaskIDs: []int64{b.ID}, Limit: 10}, []int64{4}},
+		{tasks.EventQuery{Projects: []string{"p"}, Limit: 10}, []int64{1, 3, 5, 6}},
 	} {
 		records, err := store.Events(ctx, tc.q)
 		if err != nil {

@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +53,7 @@ func Run(t *testing.T, open Open) {
 		{"NotesGoWithTask", testNotesGoWithTask},
 		{"NotesConcurrent", testNotesConcurrent},
 		{"NoteLimitRace", testNoteLimitRace},
+		{"Values", testValues},
 	}
 	cases = append(cases, leaseCases...)
 	for _, c := range cases {
@@ -172,7 +175,7 @@ func testRecords(t *testing.T, store tasks.Store) {
 
 func testEventQuery(t *testing.T, store tasks.Store) {
 	svc := tasks.NewService(store)
-	a := create(t, svc, tasks.Update{Project: tasks.Value("p")})
+	a := create(t, svc, tasks.Update{Project: tasks.Value("p"), Labels: tasks.Value([]string{"x"})})
 	b := create(t, svc, tasks.Update{})
 	if _, err := svc.Update(as("bob"), a.ID, 0, tasks.Update{Title: tasks.Value("renamed")}); err != nil {
 		t.Fatal(err)
@@ -180,18 +183,36 @@ func testEventQuery(t *testing.T, store tasks.Store) {
 	if _, err := svc.RecordFileChange(context.Background(), tasks.FileChange{Dir: "/w", Path: "a.md", Op: tasks.FileWrite}); err != nil {
 		t.Fatal(err)
 	}
+	c := create(t, svc, tasks.Update{Project: tasks.Value("q"), Assignee: tasks.Value("alice")})
+	// Event 6 moves c out of everything it was in: it matches its old values too.
+	if _, err := svc.Update(as("bob"), c.ID, 0, tasks.Update{Project: tasks.Value("r"), Assignee: tasks.Value("bob"),
+		Status: tasks.Value(tasks.StatusInProgress), Labels: tasks.Value([]string{"y"})}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		q    tasks.EventQuery
 		want []int64
 	}{
-		{tasks.EventQuery{Limit: 10}, []int64{1, 2, 3, 4}},
-		{tasks.EventQuery{After: 2, Limit: 10}, []int64{3, 4}},
+		{tasks.EventQuery{Limit: 10}, []int64{1, 2, 3, 4, 5, 6}},
+		{tasks.EventQuery{After: 2, Limit: 10}, []int64{3, 4, 5, 6}},
 		{tasks.EventQuery{Limit: 2}, []int64{1, 2}},
-		{tasks.EventQuery{TaskID: a.ID, Limit: 10}, []int64{1, 3}},
-		{tasks.EventQuery{TaskID: b.ID, Limit: 10}, []int64{2}},
-		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskUpdated, tasks.EventFileChanged}, Limit: 10}, []int64{3, 4}},
+		{tasks.EventQuery{TaskIDs: []int64{a.ID}, Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{TaskIDs: []int64{b.ID}, Limit: 10}, []int64{2}},
+		{tasks.EventQuery{TaskIDs: []int64{a.ID, c.ID}, After: 1, Limit: 10}, []int64{3, 5, 6}},
+		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskUpdated, tasks.EventFileChanged}, Limit: 10}, []int64{3, 4, 6}},
 		{tasks.EventQuery{Sources: []tasks.Source{tasks.SourceFileWatch}, Limit: 10}, []int64{4}},
-		{tasks.EventQuery{Project: "p", Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{Projects: []string{"p"}, Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{Projects: []string{"q"}, Limit: 10}, []int64{5, 6}},
+		{tasks.EventQuery{Projects: []string{"p", "r"}, Limit: 10}, []int64{1, 3, 6}},
+		{tasks.EventQuery{Assignees: []string{"alice"}, Limit: 10}, []int64{5, 6}},
+		{tasks.EventQuery{Assignees: []string{"bob"}, Limit: 10}, []int64{6}},
+		{tasks.EventQuery{Statuses: []tasks.Status{tasks.StatusTodo}, Limit: 10}, []int64{1, 2, 3, 5, 6}},
+		{tasks.EventQuery{Statuses: []tasks.Status{tasks.StatusInProgress, tasks.StatusDone}, Limit: 10}, []int64{6}},
+		{tasks.EventQuery{Labels: []string{"x"}, Limit: 10}, []int64{1, 3}},
+		{tasks.EventQuery{Labels: []string{"y"}, Limit: 10}, []int64{6}},
+		{tasks.EventQuery{Projects: []string{"q"}, Statuses: []tasks.Status{tasks.StatusTodo}, Types: []tasks.EventType{tasks.EventTaskCreated}, Limit: 10}, []int64{5}},
+		// A file event has no task: no task filter matches it.
+		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventFileChanged}, Statuses: []tasks.Status{tasks.StatusTodo}, Limit: 10}, nil},
 	} {
 		records, err := store.Events(context.Background(), tc.q)
 		if err != nil {
@@ -516,5 +537,66 @@ func testPrune(t *testing.T, store tasks.Store) {
 	task := create(t, svc, tasks.Update{})
 	if records, _ := events(t, store); len(records) != 1 || records[0].Seq != 6 || records[0].TaskID != task.ID {
 		t.Errorf("the next event after pruning: %v, want seq 6", records)
+	}
+}
+
+func testValues(t *testing.T, store tasks.Store) {
+	svc := tasks.NewService(store)
+	var ids []int64 // newest first
+	for _, u := range []tasks.Update{
+		{Project: tasks.Value("site"), Assignee: tasks.Value("alice"), Labels: tasks.Value([]string{"docs", "ui"})},
+		{Project: tasks.Value("api"), Assignee: tasks.Value("bob"), Labels: tasks.Value([]string{"docs"})},
+		{Project: tasks.Value("api-v2"), Labels: tasks.Value([]string{"100%", "10_x"})},
+		{Project: tasks.Value("Site")},
+		{Project: tasks.Value("sité"), Assignee: tasks.Value("alice")},
+		{Project: tasks.Value("site")},
+	} {
+		ids = slices.Insert(ids, 0, create(t, svc, u).ID)
+	}
+	for range 20 {
+		ids = slices.Insert(ids, 0, create(t, svc, tasks.Update{}).ID)
+	}
+	// The ids with a prefix, newest first: what Values must find by its ranges.
+	idsWith := func(prefix string, limit int) []string {
+		out := []string{}
+		for _, id := range ids {
+			if s := strconv.FormatInt(id, 10); strings.HasPrefix(s, prefix) && len(out) < limit {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	top := strconv.FormatInt(ids[0], 10)
+	for _, tc := range []struct {
+		q    tasks.ValuesQuery
+		want []string
+	}{
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Limit: 100}, []string{"Site", "api", "api-v2", "site", "sité"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "api", Limit: 100}, []string{"api", "api-v2"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "s", Limit: 100}, []string{"site", "sité"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "sit", Limit: 1}, []string{"site"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "sité", Limit: 100}, []string{"sité"}},
+		{tasks.ValuesQuery{Field: tasks.FieldProject, Prefix: "z", Limit: 100}, []string{}},
+		{tasks.ValuesQuery{Field: tasks.FieldAssignee, Limit: 100}, []string{"alice", "bob"}},
+		{tasks.ValuesQuery{Field: tasks.FieldAssignee, Prefix: "b", Limit: 100}, []string{"bob"}},
+		{tasks.ValuesQuery{Field: tasks.FieldLabel, Limit: 100}, []string{"100%", "10_x", "docs", "ui"}},
+		{tasks.ValuesQuery{Field: tasks.FieldLabel, Prefix: "10%", Limit: 100}, []string{}},
+		{tasks.ValuesQuery{Field: tasks.FieldLabel, Prefix: "10_", Limit: 100}, []string{"10_x"}},
+		{tasks.ValuesQuery{Field: tasks.FieldLabel, Prefix: "d", Limit: 100}, []string{"docs"}},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Limit: 3}, idsWith("", 3)},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: "1", Limit: 100}, idsWith("1", 100)},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: "1", Limit: 2}, idsWith("1", 2)},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: "2", Limit: 100}, idsWith("2", 100)},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: top, Limit: 100}, []string{top}},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: top + "0", Limit: 100}, []string{}},
+		{tasks.ValuesQuery{Field: tasks.FieldTaskID, Prefix: "9223372036854775807", Limit: 100}, []string{}},
+	} {
+		got, err := store.Values(context.Background(), tc.q)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.q, err)
+		}
+		if !slices.Equal(got, tc.want) || got == nil {
+			t.Errorf("%+v: %q, want %q", tc.q, got, tc.want)
+		}
 	}
 }
