@@ -356,7 +356,8 @@ func summarize(records []tasks.Record) string {
 }
 
 // describeChanges words an update: status and assignee with their old and new
-// values, the other fields by name.
+// values, the other fields by name, but for the lease, which moves with a claim, a
+// release and the status and says nothing of its own.
 func describeChanges(changes map[string][2]json.RawMessage, reason string) string {
 	var parts, fields []string
 	for _, name := range []string{"status", "assignee"} {
@@ -368,7 +369,7 @@ func describeChanges(changes map[string][2]json.RawMessage, reason string) strin
 		}
 	}
 	for name := range changes {
-		if name != "status" && name != "assignee" {
+		if name != "status" && name != "assignee" && name != "lease_expires_at" {
 			fields = append(fields, name)
 		}
 	}
