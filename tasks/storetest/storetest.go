@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		{"EventQuery", testEventQuery},
 		{"FailedWriteLeavesNothing", testFailedWrite},
 		{"SeqsInCommitOrder", testSeqsInCommitOrder},
+		{"ChangesToATaskInOrder", testChangesInOrder},
 		{"VersionCheckIsAtomic", testVersionCheck},
 		{"ClaimNextNeverTwice", testClaimNext},
 		{"ClaimByIDOnce", testClaimByID},
@@ -304,6 +305,41 @@ func testSeqsInCommitOrder(t *testing.T, store tasks.Store) {
 	}
 	if got, err := store.LastSeq(ctx); err != nil || got != last {
 		t.Errorf("LastSeq %d, %v; want %d", got, err, last)
+	}
+}
+
+// testChangesInOrder has many writers change one task at once, each change waiting
+// for the one before it: the log must hold their events in the order they were made,
+// each with the version after the one before it.
+func testChangesInOrder(t *testing.T, store tasks.Store) {
+	svc := tasks.NewService(store)
+	task := create(t, svc, tasks.Update{})
+	const writers, each = 8, 10
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := svc.Update(as("w"), task.ID, 0, tasks.Update{Description: tasks.Value(fmt.Sprintf("w%d-%d", w, i))}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	_, all := events(t, store)
+	if len(all) != 1+writers*each {
+		t.Fatalf("%d events, want %d", len(all), 1+writers*each)
+	}
+	for i, e := range all {
+		var version int64
+		if e.Task != nil {
+			version = e.Task.Version
+		}
+		if version != int64(i+1) {
+			t.Fatalf("event %d is %s of task %d at version %d, want version %d: the log must keep the order of changes",
+				e.Seq, e.Type, e.TaskID, version, i+1)
+		}
 	}
 }
 
