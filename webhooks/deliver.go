@@ -273,10 +273,8 @@ func (w *worker) saveState(ctx context.Context, d *tasks.WebhookDelivery) bool {
 		var applied bool
 		// Not cancelled by ctx: an answer received must be recorded.
 		err := w.e.store.WriteWebhooks(context.WithoutCancel(ctx), func(tx tasks.WebhookTx) (err error) {
-			if applied, err = tx.SetWebhookState(w.id, w.h.Revision, w.h.State); err != nil || !applied || d == nil {
-				return err
-			}
-			return tx.AddWebhookDelivery(d)
+			applied, err = tx.SetWebhookState(w.id, w.h.Revision, w.h.State, d)
+			return err
 		})
 		switch {
 		case err == nil && applied:
@@ -299,20 +297,18 @@ func (w *worker) saveState(ctx context.Context, d *tasks.WebhookDelivery) bool {
 func (w *worker) disable(ctx context.Context, d *tasks.WebhookDelivery, reason string) {
 	var changed bool
 	err := w.e.store.WriteWebhooks(context.WithoutCancel(ctx), func(tx tasks.WebhookTx) error {
+		state := w.h.State
+		state.DisabledReason, state.NextAttemptAt = reason, nil
+		applied, err := tx.SetWebhookState(w.id, w.h.Revision, state, d)
+		if changed = !applied; err != nil || changed {
+			return err
+		}
 		h, err := tx.Webhook(w.id)
 		if err != nil {
 			return err
 		}
-		if changed = h.Revision != w.h.Revision; changed {
-			return nil
-		}
-		h.Enabled, h.State, h.Revision = false, w.h.State, h.Revision+1
-		h.State.DisabledReason, h.State.NextAttemptAt = reason, nil
-		h.UpdatedAt = tasks.NewTime(time.Now())
+		h.Enabled, h.Revision, h.UpdatedAt = false, h.Revision+1, tasks.NewTime(time.Now())
 		if err := tx.UpdateWebhook(h); err != nil {
-			return err
-		}
-		if err := tx.AddWebhookDelivery(d); err != nil {
 			return err
 		}
 		_, err = appendEvent(tx, tasks.EventWebhookUpdated, tasks.Actor{Source: tasks.SourceSystem, Name: "system"}, h.UpdatedAt, h,
