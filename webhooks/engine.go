@@ -52,7 +52,7 @@ type Engine struct {
 	logger   *slog.Logger
 	leaseTTL time.Duration
 	poll     time.Duration
-	observe  func(time.Duration)
+	observe  func(time.Duration) // nil: none
 	jitter   func(time.Duration) time.Duration
 
 	tail   *ring
@@ -81,9 +81,6 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
-	}
-	if cfg.Observe == nil {
-		cfg.Observe = func(time.Duration) {}
 	}
 	return &Engine{
 		store: cfg.Store, client: cfg.Client, node: cfg.Node, logger: cfg.Logger, leaseTTL: cfg.LeaseTTL,
