@@ -184,12 +184,16 @@ func (w *worker) deliverAll(ctx context.Context, batch []*tasks.Record) {
 }
 
 // read returns the next events after the cursor: from what the engine keeps of the
-// tail of the log, else from the store.
+// tail of the log, else from the pages other workers read, else from the store.
 func (w *worker) read(ctx context.Context) ([]*tasks.Record, error) {
-	if batch, ok := w.e.tail.after(w.h.State.Cursor, readPage); ok {
+	cursor := w.h.State.Cursor
+	if batch, ok := w.e.tail.after(cursor, readPage); ok {
 		return batch, nil
 	}
-	records, err := w.e.store.Events(ctx, tasks.EventQuery{After: w.h.State.Cursor, Limit: readPage})
+	if batch, ok := w.e.read.after(cursor, readPage); ok {
+		return batch, nil
+	}
+	records, err := w.e.store.Events(ctx, tasks.EventQuery{After: cursor, Limit: readPage})
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +201,7 @@ func (w *worker) read(ctx context.Context) ([]*tasks.Record, error) {
 	for i := range records {
 		batch[i] = &records[i]
 	}
+	w.e.read.add(cursor, batch)
 	return batch, nil
 }
 
