@@ -328,9 +328,13 @@ func TestWebhookReplayAndDeliveries(t *testing.T) {
 		t.Errorf("no deliveries yet: %s", b)
 	}
 	err := s.db.WriteWebhooks(context.Background(), func(tx tasks.WebhookTx) error {
+		h, err := tx.Webhook(w.ID)
+		if err != nil {
+			return err
+		}
 		for seq := int64(1); seq <= 5; seq++ {
-			if err := tx.AddWebhookDelivery(&tasks.WebhookDelivery{WebhookID: w.ID, Seq: seq, Attempt: 1, Status: 200,
-				Time: tasks.NewTime(time.Now()), Duration: 2500 * time.Microsecond}); err != nil {
+			if _, err := tx.SetWebhookState(w.ID, h.Revision, tasks.WebhookState{Cursor: seq, LastStatus: 200}, &tasks.WebhookDelivery{
+				Seq: seq, Attempt: 1, Status: 200, Time: tasks.NewTime(time.Now()), Duration: 2500 * time.Microsecond}); err != nil {
 				return err
 			}
 		}

@@ -46,7 +46,8 @@ type WebhookState struct {
 }
 
 // WebhookDelivery is one attempt to deliver an event to an endpoint. N numbers the
-// attempts of one endpoint, from 1; a store keeps the last MaxWebhookDeliveries.
+// attempts of one endpoint, from 1, as the store records them; a store keeps the last
+// MaxWebhookDeliveries.
 type WebhookDelivery struct {
 	WebhookID int64
 	N         int64
@@ -106,11 +107,10 @@ type WebhookTx interface {
 	// DeleteWebhook removes the endpoint with id, its attempts and its lease.
 	DeleteWebhook(id int64) error
 	// SetWebhookState stores s as the state of endpoint id if the endpoint is still at
-	// revision, and reports whether it was.
-	SetWebhookState(id, revision int64, s WebhookState) (bool, error)
-	// AddWebhookDelivery records d, giving it the next N of its endpoint, and forgets
-	// the endpoint's attempts older than its last MaxWebhookDeliveries.
-	AddWebhookDelivery(d *WebhookDelivery) error
+	// revision, and reports whether it was. With it, unless d is nil, it records d as
+	// the endpoint's next attempt (d.WebhookID and d.N are not read), in place of its
+	// attempt MaxWebhookDeliveries before: a delivery's outcome is one write.
+	SetWebhookState(id, revision int64, s WebhookState, d *WebhookDelivery) (bool, error)
 	// LogBounds returns FirstSeq and LastSeq as the transaction sees them, and holds
 	// pruning off until the commit, so that the events from first on stay there for
 	// an endpoint whose cursor the transaction sets.

@@ -184,12 +184,16 @@ func (w *worker) deliverAll(ctx context.Context, batch []*tasks.Record) {
 }
 
 // read returns the next events after the cursor: from what the engine keeps of the
-// tail of the log, else from the store.
+// tail of the log, else from the pages other workers read, else from the store.
 func (w *worker) read(ctx context.Context) ([]*tasks.Record, error) {
-	if batch, ok := w.e.tail.after(w.h.State.Cursor, readPage); ok {
+	cursor := w.h.State.Cursor
+	if batch, ok := w.e.tail.after(cursor, readPage); ok {
 		return batch, nil
 	}
-	records, err := w.e.store.Events(ctx, tasks.EventQuery{After: w.h.State.Cursor, Limit: readPage})
+	if batch, ok := w.e.read.after(cursor, readPage); ok {
+		return batch, nil
+	}
+	records, err := w.e.store.Events(ctx, tasks.EventQuery{After: cursor, Limit: readPage})
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +201,7 @@ func (w *worker) read(ctx context.Context) ([]*tasks.Record, error) {
 	for i := range records {
 		batch[i] = &records[i]
 	}
+	w.e.read.add(cursor, batch)
 	return batch, nil
 }
 
@@ -235,8 +240,10 @@ func (w *worker) deliver(ctx context.Context, r *tasks.Record) bool {
 			return false
 		}
 		w.e.delivered.Add(1)
-		if at, ok := eventTime(r.Data); ok {
-			w.e.observe(time.Since(at))
+		if w.e.observe != nil {
+			if at, ok := eventTime(r.Data); ok {
+				w.e.observe(time.Since(at))
+			}
 		}
 		return true
 	}
@@ -273,10 +280,8 @@ func (w *worker) saveState(ctx context.Context, d *tasks.WebhookDelivery) bool {
 		var applied bool
 		// Not cancelled by ctx: an answer received must be recorded.
 		err := w.e.store.WriteWebhooks(context.WithoutCancel(ctx), func(tx tasks.WebhookTx) (err error) {
-			if applied, err = tx.SetWebhookState(w.id, w.h.Revision, w.h.State); err != nil || !applied || d == nil {
-				return err
-			}
-			return tx.AddWebhookDelivery(d)
+			applied, err = tx.SetWebhookState(w.id, w.h.Revision, w.h.State, d)
+			return err
 		})
 		switch {
 		case err == nil && applied:
@@ -299,20 +304,18 @@ func (w *worker) saveState(ctx context.Context, d *tasks.WebhookDelivery) bool {
 func (w *worker) disable(ctx context.Context, d *tasks.WebhookDelivery, reason string) {
 	var changed bool
 	err := w.e.store.WriteWebhooks(context.WithoutCancel(ctx), func(tx tasks.WebhookTx) error {
+		state := w.h.State
+		state.DisabledReason, state.NextAttemptAt = reason, nil
+		applied, err := tx.SetWebhookState(w.id, w.h.Revision, state, d)
+		if changed = !applied; err != nil || changed {
+			return err
+		}
 		h, err := tx.Webhook(w.id)
 		if err != nil {
 			return err
 		}
-		if changed = h.Revision != w.h.Revision; changed {
-			return nil
-		}
-		h.Enabled, h.State, h.Revision = false, w.h.State, h.Revision+1
-		h.State.DisabledReason, h.State.NextAttemptAt = reason, nil
-		h.UpdatedAt = tasks.NewTime(time.Now())
+		h.Enabled, h.Revision, h.UpdatedAt = false, h.Revision+1, tasks.NewTime(time.Now())
 		if err := tx.UpdateWebhook(h); err != nil {
-			return err
-		}
-		if err := tx.AddWebhookDelivery(d); err != nil {
 			return err
 		}
 		_, err = appendEvent(tx, tasks.EventWebhookUpdated, tasks.Actor{Source: tasks.SourceSystem, Name: "system"}, h.UpdatedAt, h,
@@ -378,13 +381,22 @@ func (w *worker) send(ctx context.Context, r *tasks.Record, at time.Time) (statu
 	return resp.StatusCode, wait, text
 }
 
-// eventTime reads the time of the event whose JSON is data.
+// timeKey starts the value of an event's time in its JSON.
+var timeKey = []byte(`"time":"`)
+
+// eventTime reads the time of the event whose JSON is data, without decoding the rest
+// of it: the first timeKey is the event's own, since tasks.Event puts its time before
+// every object it nests, and a string cannot hold timeKey's quotes unescaped.
 func eventTime(data []byte) (time.Time, bool) {
-	var e struct {
-		Time tasks.Time `json:"time"`
-	}
-	if json.Unmarshal(data, &e) != nil || e.Time.IsZero() {
+	i := bytes.Index(data, timeKey)
+	if i < 0 {
 		return time.Time{}, false
 	}
-	return e.Time.Time, true
+	v := data[i+len(timeKey):]
+	end := bytes.IndexByte(v, '"')
+	if end < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(v[:end]))
+	return t, err == nil
 }

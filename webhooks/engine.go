@@ -52,10 +52,11 @@ type Engine struct {
 	logger   *slog.Logger
 	leaseTTL time.Duration
 	poll     time.Duration
-	observe  func(time.Duration)
+	observe  func(time.Duration) // nil: none
 	jitter   func(time.Duration) time.Duration
 
 	tail   *ring
+	read   pages         // read from the store by workers behind tail
 	resync chan struct{} // capacity 1: an endpoint changed; read them again
 
 	mu      sync.Mutex
@@ -81,9 +82,6 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
-	}
-	if cfg.Observe == nil {
-		cfg.Observe = func(time.Duration) {}
 	}
 	return &Engine{
 		store: cfg.Store, client: cfg.Client, node: cfg.Node, logger: cfg.Logger, leaseTTL: cfg.LeaseTTL,
@@ -111,11 +109,19 @@ func (e *Engine) Stats() Stats {
 	return Stats{Endpoints: n, Delivered: e.delivered.Load(), Failed: e.failed.Load(), Disabled: e.disabled.Load()}
 }
 
-// Listen is the tailer's listener: it keeps each record for the workers and wakes
-// them, and has the endpoints read again after a change to one of them. It returns at
-// once.
+// Listen is the tailer's listener: it keeps each record for the workers, if there
+// are any, and wakes them, and has the endpoints read again after a change to one of
+// them. It returns at once.
 func (e *Engine) Listen(r *tasks.Record) {
-	e.tail.add(r)
+	e.mu.Lock()
+	idle := len(e.workers) == 0
+	e.mu.Unlock()
+	if idle {
+		e.tail.clear()
+		e.read.clear()
+	} else {
+		e.tail.add(r)
+	}
 	switch r.Type {
 	case tasks.EventWebhookCreated, tasks.EventWebhookUpdated, tasks.EventWebhookDeleted:
 		signal(e.resync)

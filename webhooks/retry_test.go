@@ -62,16 +62,15 @@ type memTx struct {
 func (tx memTx) Webhook(int64) (*tasks.Webhook, error) { h := tx.s.hook; return &h, nil }
 func (tx memTx) UpdateWebhook(h *tasks.Webhook) error  { tx.s.hook = *h; return nil }
 func (tx memTx) AppendEvent(*tasks.Event) error        { return nil }
-func (tx memTx) SetWebhookState(_, revision int64, st tasks.WebhookState) (bool, error) {
+func (tx memTx) SetWebhookState(_, revision int64, st tasks.WebhookState, d *tasks.WebhookDelivery) (bool, error) {
 	if revision != tx.s.hook.Revision {
 		return false, nil
 	}
 	tx.s.hook.State = st
+	if d != nil {
+		tx.s.deliveries = append(tx.s.deliveries, *d)
+	}
 	return true, nil
-}
-func (tx memTx) AddWebhookDelivery(d *tasks.WebhookDelivery) error {
-	tx.s.deliveries = append(tx.s.deliveries, *d)
-	return nil
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -17,11 +17,13 @@ CREATE TABLE webhooks (
     last_status           integer     NOT NULL DEFAULT 0,
     failures              integer     NOT NULL DEFAULT 0,
     next_attempt_at       timestamptz,
-    disabled_reason       text        NOT NULL DEFAULT ''
+    disabled_reason       text        NOT NULL DEFAULT '',
+    last_delivery         bigint      NOT NULL DEFAULT 0
 );
 
 CREATE TABLE webhook_deliveries (
     webhook_id  bigint      NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    slot        integer     NOT NULL,
     n           bigint      NOT NULL,
     seq         bigint      NOT NULL,
     attempt     integer     NOT NULL,
@@ -29,7 +31,7 @@ CREATE TABLE webhook_deliveries (
     error       text        NOT NULL,
     time        timestamptz NOT NULL,
     duration_us bigint      NOT NULL,
-    PRIMARY KEY (webhook_id, n)
+    PRIMARY KEY (webhook_id, slot)
 );
 
 CREATE TABLE webhook_leases (

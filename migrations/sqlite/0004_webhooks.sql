@@ -19,12 +19,17 @@ CREATE TABLE webhooks (
     last_status           INTEGER NOT NULL DEFAULT 0,
     failures              INTEGER NOT NULL DEFAULT 0,
     next_attempt_at       TEXT,
-    disabled_reason       TEXT    NOT NULL DEFAULT ''
+    disabled_reason       TEXT    NOT NULL DEFAULT '',
+    -- The n of the endpoint's last recorded attempt (0 before any).
+    last_delivery         INTEGER NOT NULL DEFAULT 0
 );
 
--- n numbers each endpoint's attempts from 1; only the last 1,000 are kept.
+-- n numbers each endpoint's attempts from 1 (webhooks.last_delivery counts them); only
+-- the last 1,000 are kept, attempt n in slot n % 1000, which the next thousandth
+-- overwrites: recording one is a single write, with nothing to look up or delete.
 CREATE TABLE webhook_deliveries (
     webhook_id  INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    slot        INTEGER NOT NULL,
     n           INTEGER NOT NULL,
     seq         INTEGER NOT NULL,
     attempt     INTEGER NOT NULL,
@@ -32,7 +37,7 @@ CREATE TABLE webhook_deliveries (
     error       TEXT    NOT NULL,
     time        TEXT    NOT NULL,
     duration_us INTEGER NOT NULL,
-    PRIMARY KEY (webhook_id, n)
+    PRIMARY KEY (webhook_id, slot)
 ) WITHOUT ROWID;
 
 CREATE TABLE webhook_leases (

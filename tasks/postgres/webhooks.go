@@ -208,36 +208,33 @@ func (w *writeTx) DeleteWebhook(id int64) error {
 	return nil
 }
 
-// SetWebhookState implements tasks.WebhookTx.
-func (w *writeTx) SetWebhookState(id, revision int64, s tasks.WebhookState) (bool, error) {
+// SetWebhookState implements tasks.WebhookTx: with an attempt, one statement that
+// updates the endpoint's row, counting the attempt, and writes the attempt's slot,
+// which the first thousand attempts insert and every later one overwrites.
+func (w *writeTx) SetWebhookState(id, revision int64, s tasks.WebhookState, d *tasks.WebhookDelivery) (bool, error) {
 	w.wrote = true
+	const update = `UPDATE webhooks SET cursor = $3, last_status = $4, failures = $5, next_attempt_at = $6, disabled_reason = $7`
+	args := []any{id, revision, s.Cursor, s.LastStatus, s.Failures, timeArg(s.NextAttemptAt), s.DisabledReason}
+	query := update + " WHERE id = $1 AND revision = $2"
+	if d != nil {
+		query = `WITH counted AS (` + update + `, last_delivery = last_delivery + 1 WHERE id = $1 AND revision = $2
+				RETURNING last_delivery)
+			INSERT INTO webhook_deliveries (webhook_id, slot, n, seq, attempt, status, error, time, duration_us)
+			SELECT $1, last_delivery % $8, last_delivery, $9, $10, $11, $12, $13, $14 FROM counted
+			ON CONFLICT (webhook_id, slot) DO UPDATE SET n = excluded.n, seq = excluded.seq, attempt = excluded.attempt,
+				status = excluded.status, error = excluded.error, time = excluded.time, duration_us = excluded.duration_us`
+		args = append(args, tasks.MaxWebhookDeliveries, d.Seq, d.Attempt, d.Status, d.Error, d.Time.Time, d.Duration.Microseconds())
+	}
 	q := w.batch()
-	var n int
-	q.Queue(`UPDATE webhooks SET cursor = $3, last_status = $4, failures = $5, next_attempt_at = $6, disabled_reason = $7
-		WHERE id = $1 AND revision = $2`,
-		id, revision, s.Cursor, s.LastStatus, s.Failures, timeArg(s.NextAttemptAt), s.DisabledReason).Exec(func(tag pgconn.CommandTag) error {
-		n = int(tag.RowsAffected())
+	var n int64
+	q.Queue(query, args...).Exec(func(tag pgconn.CommandTag) error {
+		n = tag.RowsAffected()
 		return nil
 	})
 	if err := w.b.send(q); err != nil {
 		return false, fmt.Errorf("webhook %d state: %w", id, err)
 	}
 	return n == 1, nil
-}
-
-// AddWebhookDelivery implements tasks.WebhookTx: one statement, sent with the next
-// one, that numbers the attempt and forgets the oldest. d.N is left as it is.
-func (w *writeTx) AddWebhookDelivery(d *tasks.WebhookDelivery) error {
-	err := w.write(stmt(`WITH d AS (
-			INSERT INTO webhook_deliveries (webhook_id, n, seq, attempt, status, error, time, duration_us)
-			SELECT $1, coalesce(max(n), 0) + 1, $2, $3, $4, $5, $6, $7 FROM webhook_deliveries WHERE webhook_id = $1
-			RETURNING n)
-		DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND n <= (SELECT n FROM d) - $8`,
-		d.WebhookID, d.Seq, d.Attempt, d.Status, d.Error, d.Time.Time, d.Duration.Microseconds(), tasks.MaxWebhookDeliveries))
-	if err != nil {
-		return fmt.Errorf("record a delivery of webhook %d: %w", d.WebhookID, err)
-	}
-	return nil
 }
 
 // LogBounds implements tasks.WebhookTx. It takes boundsLock first, and reads the

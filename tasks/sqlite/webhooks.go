@@ -232,11 +232,13 @@ func (w *writeTx) DeleteWebhook(id int64) error {
 	return nil
 }
 
-// SetWebhookState implements tasks.WebhookTx.
-func (w *writeTx) SetWebhookState(id, revision int64, s tasks.WebhookState) (bool, error) {
-	res, err := w.exec(`UPDATE webhooks SET cursor = ?, last_status = ?, failures = ?, next_attempt_at = ?, disabled_reason = ?
-		WHERE id = ? AND revision = ?`,
-		s.Cursor, s.LastStatus, s.Failures, formatTime(s.NextAttemptAt), s.DisabledReason, id, revision)
+// SetWebhookState implements tasks.WebhookTx: an update of the endpoint's row that
+// also counts the attempt, and one of the attempt's slot, which the first thousand
+// attempts insert and every later one overwrites.
+func (w *writeTx) SetWebhookState(id, revision int64, s tasks.WebhookState, d *tasks.WebhookDelivery) (bool, error) {
+	res, err := w.exec(`UPDATE webhooks SET cursor = ?, last_status = ?, failures = ?, next_attempt_at = ?, disabled_reason = ?,
+		last_delivery = last_delivery + ? WHERE id = ? AND revision = ?`,
+		s.Cursor, s.LastStatus, s.Failures, formatTime(s.NextAttemptAt), s.DisabledReason, boolInt(d != nil), id, revision)
 	if err != nil {
 		return false, fmt.Errorf("webhook %d state: %w", id, err)
 	}
@@ -244,22 +246,18 @@ func (w *writeTx) SetWebhookState(id, revision int64, s tasks.WebhookState) (boo
 	if err != nil {
 		return false, fmt.Errorf("webhook %d state: %w", id, err)
 	}
-	return n == 1, nil
-}
-
-// AddWebhookDelivery implements tasks.WebhookTx.
-func (w *writeTx) AddWebhookDelivery(d *tasks.WebhookDelivery) error {
-	err := w.queryRow(`INSERT INTO webhook_deliveries (webhook_id, n, seq, attempt, status, error, time, duration_us)
-		SELECT ?, coalesce(max(n), 0) + 1, ?, ?, ?, ?, ?, ? FROM webhook_deliveries WHERE webhook_id = ? RETURNING n`,
-		d.WebhookID, d.Seq, d.Attempt, d.Status, d.Error, d.Time.String(), d.Duration.Microseconds(), d.WebhookID).Scan(&d.N)
+	if n == 0 || d == nil {
+		return n == 1, nil
+	}
+	_, err = w.exec(`INSERT INTO webhook_deliveries (webhook_id, slot, n, seq, attempt, status, error, time, duration_us)
+		SELECT id, last_delivery % ?, last_delivery, ?, ?, ?, ?, ?, ? FROM webhooks WHERE id = ?
+		ON CONFLICT (webhook_id, slot) DO UPDATE SET n = excluded.n, seq = excluded.seq, attempt = excluded.attempt,
+		status = excluded.status, error = excluded.error, time = excluded.time, duration_us = excluded.duration_us`,
+		tasks.MaxWebhookDeliveries, d.Seq, d.Attempt, d.Status, d.Error, d.Time.String(), d.Duration.Microseconds(), id)
 	if err != nil {
-		return fmt.Errorf("record a delivery of webhook %d: %w", d.WebhookID, mapError(err))
+		return false, fmt.Errorf("record a delivery of webhook %d: %w", id, err)
 	}
-	if _, err := w.exec("DELETE FROM webhook_deliveries WHERE webhook_id = ? AND n <= ?",
-		d.WebhookID, d.N-tasks.MaxWebhookDeliveries); err != nil {
-		return fmt.Errorf("forget old deliveries of webhook %d: %w", d.WebhookID, err)
-	}
-	return nil
+	return true, nil
 }
 
 // LogBounds implements tasks.WebhookTx. Pruning deletes through the writer too, so it

@@ -161,7 +161,7 @@ func testWebhookState(t *testing.T, store tasks.WebhookStore) {
 		t.Helper()
 		var ok bool
 		err := store.WriteWebhooks(ctx, func(tx tasks.WebhookTx) (err error) {
-			ok, err = tx.SetWebhookState(w.ID, revision, s)
+			ok, err = tx.SetWebhookState(w.ID, revision, s, nil)
 			return err
 		})
 		if err != nil {
@@ -190,18 +190,34 @@ func testWebhookDeliveries(t *testing.T, store tasks.WebhookStore) {
 	createWebhook(t, store, a)
 	createWebhook(t, store, b)
 	total := tasks.MaxWebhookDeliveries + 5
+	record := func(tx tasks.WebhookTx, w *tasks.Webhook, d *tasks.WebhookDelivery) error {
+		applied, err := tx.SetWebhookState(w.ID, w.Revision, tasks.WebhookState{Cursor: d.Seq, LastStatus: d.Status}, d)
+		if err == nil && !applied {
+			err = fmt.Errorf("the state of webhook %d at its revision was not stored", w.ID)
+		}
+		return err
+	}
 	err := store.WriteWebhooks(ctx, func(tx tasks.WebhookTx) error {
 		for i := 1; i <= total; i++ {
-			d := &tasks.WebhookDelivery{WebhookID: a.ID, Seq: int64(i), Attempt: 1, Status: 200,
+			d := &tasks.WebhookDelivery{Seq: int64(i), Attempt: 1, Status: 200,
 				Time: tasks.NewTime(time.Now()), Duration: 1500 * time.Microsecond}
 			if i == total {
 				d.Attempt, d.Status, d.Error = 2, 0, "connection refused"
 			}
-			if err := tx.AddWebhookDelivery(d); err != nil {
+			if err := record(tx, a, d); err != nil {
 				return err
 			}
+			if i == 10 {
+				// A state without an attempt, and one of a stale revision, record none.
+				if _, err := tx.SetWebhookState(a.ID, a.Revision, tasks.WebhookState{Cursor: 10}, nil); err != nil {
+					return err
+				}
+				if _, err := tx.SetWebhookState(a.ID, a.Revision+1, tasks.WebhookState{}, &tasks.WebhookDelivery{Seq: 99}); err != nil {
+					return err
+				}
+			}
 		}
-		return tx.AddWebhookDelivery(&tasks.WebhookDelivery{WebhookID: b.ID, Seq: 1, Attempt: 1, Status: 204, Time: tasks.NewTime(time.Now())})
+		return record(tx, b, &tasks.WebhookDelivery{Seq: 1, Attempt: 1, Status: 204, Time: tasks.NewTime(time.Now())})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -226,12 +242,32 @@ func testWebhookDeliveries(t *testing.T, store tasks.WebhookStore) {
 	if len(all) != tasks.MaxWebhookDeliveries || all[len(all)-1].N != int64(total-tasks.MaxWebhookDeliveries+1) {
 		t.Errorf("kept %d attempts, the oldest N %d; want the last %d", len(all), all[len(all)-1].N, tasks.MaxWebhookDeliveries)
 	}
+	for i, d := range all {
+		if d.Seq != d.N || i > 0 && d.N != all[i-1].N-1 {
+			t.Fatalf("attempt N %d after N %d is of seq %d; want one attempt at each seq, numbered alike", d.N, all[max(i-1, 0)].N, d.Seq)
+		}
+	}
 	older, err := store.WebhookDeliveries(ctx, a.ID, page[2].N, 2)
 	if err != nil || len(older) != 2 || older[0].N != page[2].N-1 {
 		t.Errorf("the page after N %d: %+v, %v", page[2].N, older, err)
 	}
 	if other, _ := store.WebhookDeliveries(ctx, b.ID, 0, 10); len(other) != 1 || other[0].N != 1 || other[0].Status != 204 {
 		t.Errorf("the other endpoint's attempts: %+v", other)
+	}
+	// A change of the endpoint goes on numbering its attempts.
+	err = store.WriteWebhooks(ctx, func(tx tasks.WebhookTx) error {
+		a.Revision++
+		if err := tx.UpdateWebhook(a); err != nil {
+			return err
+		}
+		return record(tx, a, &tasks.WebhookDelivery{Seq: 7, Attempt: 1, Status: 201, Time: tasks.NewTime(time.Now())})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, err := store.WebhookDeliveries(ctx, a.ID, 0, tasks.MaxWebhookDeliveries+1); err != nil || len(page) != tasks.MaxWebhookDeliveries ||
+		page[0].N != int64(total+1) || page[0].Status != 201 || page[1].N != int64(total) || page[len(page)-1].N != int64(total-tasks.MaxWebhookDeliveries+2) {
+		t.Errorf("after a change, the newest attempt N %d of %d kept, %v; want N %d on top of the %d before it", page[0].N, len(page), err, total+1, total)
 	}
 	if err := store.WriteWebhooks(ctx, func(tx tasks.WebhookTx) error { return tx.DeleteWebhook(a.ID) }); err != nil {
 		t.Fatal(err)
