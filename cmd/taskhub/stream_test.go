@@ -494,8 +494,9 @@ func TestMetrics(t *testing.T) {
 	s := openStream(t, url+"/events/stream", nil)
 	createTask(t, url, `{"title":"measured"}`)
 	s.nextEvent(t, within)
-	// The counters move after the write the client has just read: wait for them.
-	waitFor(t, url, "the event counted", func(s broadcaster.Snapshot) bool { return s.EventsSent == 1 })
+	// The counters move after the write the client has just read (the published one
+	// after the event is handed to subscribers): wait for both.
+	waitFor(t, url, "the event counted", func(s broadcaster.Snapshot) bool { return s.EventsSent == 1 && s.EventsPublished == 1 })
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
