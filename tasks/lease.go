@@ -211,29 +211,15 @@ func (s *Service) Release(ctx context.Context, id int64, note string) (*Task, er
 // is a change like any other, with a new version and its task_updated event, and so
 // renews the reporter's lease; a report that repeats the last one changes nothing.
 func (s *Service) ReportProgress(ctx context.Context, id int64, progress int, message string) (*Task, error) {
-	actor := ActorFrom(ctx)
 	message = strings.TrimSpace(message)
 	// Checked before the write: the rules of a report need no task.
 	if err := (&Task{Progress: progress, ProgressMessage: message}).validateProgress(); err != nil {
 		return nil, err
 	}
 	u := Update{Progress: Value(progress), ProgressMessage: Value(message)}
-	var t *Task
-	err := s.store.Write(ctx, func(tx Tx) error {
-		old, err := tx.Task(id)
-		if err != nil {
-			return err
-		}
-		if err := assignedTo(old, actor.Name, "report progress on it"); err != nil {
-			return err
-		}
-		t, err = s.change(tx, old, u, actor)
-		return err
+	return s.changeIf(ctx, id, u, "report progress on", func(old *Task, actor Actor) error {
+		return assignedTo(old, actor.Name, "report progress on it")
 	})
-	if err != nil {
-		return nil, fmt.Errorf("report progress on task %d: %w", id, err)
-	}
-	return t, nil
 }
 
 // NextLeaseExpiry returns when the earliest lease of any task runs out, and false

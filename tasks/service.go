@@ -198,6 +198,12 @@ func (s *Service) Create(ctx context.Context, u Update) (*Task, error) {
 // version, else the result is an EPreconditionFailed error. An update that changes
 // nothing returns the task as it is: no new version, no event.
 func (s *Service) Update(ctx context.Context, id, ifVersion int64, u Update) (*Task, error) {
+	return s.changeIf(ctx, id, u, "update", func(old *Task, _ Actor) error { return checkVersion(old, ifVersion) })
+}
+
+// changeIf applies u to the task with id, in one write, if check passes on the task
+// as it is: what says what the change does, for its error.
+func (s *Service) changeIf(ctx context.Context, id int64, u Update, what string, check func(old *Task, actor Actor) error) (*Task, error) {
 	actor := ActorFrom(ctx)
 	var t *Task
 	err := s.store.Write(ctx, func(tx Tx) error {
@@ -205,14 +211,14 @@ func (s *Service) Update(ctx context.Context, id, ifVersion int64, u Update) (*T
 		if err != nil {
 			return err
 		}
-		if err := checkVersion(old, ifVersion); err != nil {
+		if err := check(old, actor); err != nil {
 			return err
 		}
 		t, err = s.change(tx, old, u, actor)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("update task %d: %w", id, err)
+		return nil, fmt.Errorf("%s task %d: %w", what, id, err)
 	}
 	return t, nil
 }
