@@ -1,21 +1,18 @@
 package api_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"taskhub/api"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 )
 
 // leaseTask is a task with the fields of claims and progress.
@@ -33,11 +30,7 @@ type agents struct {
 
 func newAgents(t *testing.T) *agents {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openDB(t)
 	var list []string
 	for _, name := range []string{"alice", "bob"} {
 		sum := sha256.Sum256([]byte("secret-" + name))

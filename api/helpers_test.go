@@ -108,19 +108,27 @@ func newFullServer(t *testing.T) *server {
 	return startServer(t, slog.New(slog.DiscardHandler), true)
 }
 
-func startServer(t *testing.T, logger *slog.Logger, full bool) *server {
+// openDB opens a database in a new file of t's, closed when t ends: after the
+// cleanups registered later, such as those of the servers on it.
+func openDB(t *testing.T) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}
-	// Cleanups run last in, first out: the server stops, then the hub, then the
-	// database closes.
 	t.Cleanup(func() {
 		if err := db.Close(); err != nil {
 			t.Errorf("close database: %v", err)
 		}
 	})
+	return db
+}
+
+func startServer(t *testing.T, logger *slog.Logger, full bool) *server {
+	t.Helper()
+	// Cleanups run last in, first out: the server stops, then the hub, then the
+	// database closes.
+	db := openDB(t)
 	cfg := api.Config{Service: tasks.NewService(db), Logger: logger}
 	if full {
 		hub := startHub(t, db, logger)

@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +18,6 @@ import (
 
 	"taskhub/api"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 )
 
 // apiNote is a note as the contract (§9) puts it on the wire.
@@ -230,11 +228,7 @@ func TestNotesOnTheStream(t *testing.T) {
 // TestNotesAuthor checks that a note's author is the token's name, and that reading
 // notes takes the read scope and adding one the write scope.
 func TestNotesAuthor(t *testing.T) {
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openDB(t)
 	writer := sha256.Sum256([]byte("writer-secret"))
 	tokens := mustParseTokens(t, `[{"name":"reader","sha256":"`+hexA+`","scopes":["read"]},`+
 		`{"name":"ci-bot","sha256":"`+hex.EncodeToString(writer[:])+`","scopes":["read","write"]}]`)

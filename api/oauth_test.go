@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +25,6 @@ import (
 
 	"taskhub/api"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -188,16 +186,8 @@ func newOAuth(t testing.TB, is *testIssuer, actorClaim string) *api.OAuth {
 // /events/debug are callerEcho.
 func newOAuthServer(t *testing.T, o *api.OAuth, tokens *api.Tokens) *server {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatalf("open database: %v", err)
-	}
+	db := openDB(t)
 	logger := slog.New(slog.DiscardHandler)
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close database: %v", err)
-		}
-	})
 	hub := startHub(t, db, logger)
 	cfg := api.Config{Service: tasks.NewService(db), Logger: logger, Stream: hub, MCP: callerEcho, Debug: callerEcho, OAuth: o}
 	if tokens != nil {

@@ -7,13 +7,11 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"taskhub/api"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 )
 
 func strs[S ~string](values []S) []string {
@@ -84,15 +82,7 @@ func TestVocabulary(t *testing.T) {
 // TestVocabularyScope checks that the vocabulary is read like the other GETs: with
 // the read scope, and not without a token.
 func TestVocabularyScope(t *testing.T) {
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close database: %v", err)
-		}
-	})
+	db := openDB(t)
 	writer := sha256.Sum256([]byte("writer-secret"))
 	tokens := mustParseTokens(t, `[{"name":"reader","sha256":"`+hexA+`","scopes":["read"]},`+
 		`{"name":"writer","sha256":"`+hex.EncodeToString(writer[:])+`","scopes":["write"]}]`)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -18,7 +17,6 @@ import (
 	"taskhub/broadcaster"
 	"taskhub/broadcaster/tasklog"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 )
 
 // waitServer is the API with its long polls fed by a tailer, as taskhub serve runs
@@ -31,11 +29,7 @@ type waitServer struct {
 
 func newWaitServer(t *testing.T, cfg broadcaster.WaitsConfig) *waitServer {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openDB(t)
 	tailer, err := tasks.NewTailer(context.Background(), db, tasks.TailerConfig{})
 	if err != nil {
 		t.Fatal(err)

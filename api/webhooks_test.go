@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,11 +39,7 @@ type webhookServer struct {
 
 func newWebhookServer(t *testing.T, allowPrivate bool) *webhookServer {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openDB(t)
 	ts := httptest.NewServer(api.New(api.Config{
 		Service: tasks.NewService(db), Logger: slog.New(slog.DiscardHandler),
 		Webhooks: webhooks.NewService(webhooks.Config{Store: db, Vocabulary: api.StreamVocabulary(), AllowPrivate: allowPrivate}),
@@ -373,11 +368,7 @@ func TestWebhookReplayAndDeliveries(t *testing.T) {
 }
 
 func TestWebhookAdminScope(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	auth := api.NewAuth(mustParseTokens(t, `[{"name":"rw","sha256":"`+hexA+`","scopes":["read","write"]}]`))
 	ts := httptest.NewServer(api.New(api.Config{
 		Service: tasks.NewService(db), Logger: slog.New(slog.DiscardHandler), Auth: auth,
