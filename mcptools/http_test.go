@@ -7,9 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
-	"taskhub/tasks/sqlite"
 	"testing"
 	"time"
 
@@ -114,11 +112,7 @@ func TestCloseStopsTransports(t *testing.T) {
 // TestTrack: every HTTP stream is tracked while it is open, and ends when its end is
 // called (its token revoked); a stream whose tracking is refused is not served.
 func TestTrack(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	ends := make(chan func(), 1)
 	refuse := false
 	s := mcptools.New(mcptools.Config{Service: tasks.NewService(db),

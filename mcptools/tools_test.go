@@ -34,14 +34,22 @@ func newServerFor(t testing.TB, caller string) (*mcptools.Server, *tasks.Service
 	return newServerWith(t, func(context.Context) (string, bool) { return caller, true })
 }
 
-// newServerWith is newServer on a server whose authentication is caller (nil: none).
-func newServerWith(t testing.TB, caller func(context.Context) (string, bool)) (*mcptools.Server, *tasks.Service) {
+// openDB opens a database in a new file of t's, closed when t ends, after the
+// cleanups registered later.
+func openDB(t testing.TB) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newServerWith is newServer on a server whose authentication is caller (nil: none).
+func newServerWith(t testing.TB, caller func(context.Context) (string, bool)) (*mcptools.Server, *tasks.Service) {
+	t.Helper()
+	db := openDB(t)
 	svc := tasks.NewService(db)
 	waits := broadcaster.NewWaits(broadcaster.WaitsConfig{})
 	follow(t, db, tasklog.Wake(waits))

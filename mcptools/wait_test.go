@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"taskhub/broadcaster/tasklog"
 	"taskhub/mcptools"
 	"taskhub/tasks"
-	"taskhub/tasks/sqlite"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -31,11 +29,7 @@ type waitHub struct {
 
 func newWaitHub(t *testing.T, cfg broadcaster.WaitsConfig) *waitHub {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openDB(t)
 	h := &waitHub{svc: tasks.NewService(db), waits: broadcaster.NewWaits(cfg), seen: make(chan int64, 1000)}
 	follow(t, db, tasklog.Wake(h.waits), func(r *tasks.Record) { h.seen <- r.Seq })
 	s := mcptools.New(mcptools.Config{Service: h.svc, Waits: h.waits})

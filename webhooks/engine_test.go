@@ -32,12 +32,21 @@ type harness struct {
 	client *http.Client
 }
 
-func newHarness(t *testing.T) *harness {
+// openDB opens a database in a new file of t's, closed when t ends, after the
+// cleanups registered later (such as an engine's stop).
+func openDB(t *testing.T) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	db := openDB(t)
 	h := &harness{db: db, tasks: tasks.NewService(db), client: webhooks.NewClient(true),
 		hooks: webhooks.NewService(webhooks.Config{Store: db, Vocabulary: api.StreamVocabulary(), AllowPrivate: true})}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -53,7 +62,7 @@ func newHarness(t *testing.T) *harness {
 	var wg sync.WaitGroup
 	wg.Go(func() { tailer.Run(ctx) })
 	wg.Go(func() { engine.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait(); db.Close() })
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	return h
 }
 
@@ -355,11 +364,7 @@ func TestNoAnswerTimesOut(t *testing.T) {
 }
 
 func TestGuardRefusesLoopbackByName(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	r := newReceiver(t)
 	hooks := webhooks.NewService(webhooks.Config{Store: db, Vocabulary: api.StreamVocabulary()})
 	port := r.URL[strings.LastIndex(r.URL, ":"):]
