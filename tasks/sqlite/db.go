@@ -22,6 +22,7 @@ import (
 
 	"taskhub/migrations"
 	"taskhub/tasks"
+	"taskhub/tasks/internal/batch"
 
 	"github.com/fsnotify/fsnotify"
 	"modernc.org/sqlite" // also registers the "sqlite" driver
@@ -256,22 +257,9 @@ func (db *DB) Write(ctx context.Context, fn func(tasks.Tx) error) error {
 // commits them together, until Close closes ops.
 func (db *DB) run() {
 	defer close(db.done)
-	batch := make([]*op, 0, maxBatch)
+	buf := make([]*op, 0, maxBatch)
 	for o := range db.ops {
-		batch = append(batch[:0], o)
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case o, ok := <-db.ops:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, o)
-			default:
-				break gather
-			}
-		}
-		db.commit(batch)
+		db.commit(batch.Gather(db.ops, o, buf[:0], maxBatch))
 	}
 }
 
