@@ -258,19 +258,21 @@ func (db *DB) Write(ctx context.Context, fn func(tasks.Tx) error) error {
 func (db *DB) run() {
 	defer close(db.done)
 	buf := make([]*op, 0, maxBatch)
+	results := make([]error, 0, maxBatch)
 	for o := range db.ops {
-		db.commit(batch.Gather(db.ops, o, buf[:0], maxBatch))
+		db.commit(batch.Gather(db.ops, o, buf[:0], maxBatch), results[:0])
 	}
 }
 
-// commit runs batch in one transaction, each op in a savepoint, and tells each op its
-// outcome once the transaction is durable (or has failed). The statements run under a
-// context that is never cancelled: cancelling one caller's statement would interrupt
-// SQLite, which rolls back the whole transaction and with it the other callers' work.
-func (db *DB) commit(batch []*op) {
+// commit runs batch in one transaction, each op in a savepoint, with the ops that
+// come while it runs, and tells each op its outcome once the transaction is durable
+// (or has failed). The statements run under a context that is never cancelled:
+// cancelling one caller's statement would interrupt SQLite, which rolls back the whole
+// transaction and with it the other callers' work.
+func (db *DB) commit(ops []*op, results []error) {
 	w := &writeTx{conn: conn{ctx: context.Background(), stmts: db.writeStmts}}
-	results := make([]error, len(batch))
-	if err := w.run(batch, results); err == nil {
+	ops, results, err := w.run(db.ops, ops, results)
+	if err == nil {
 		db.signalCommitted()
 	} else {
 		for i := range results {
@@ -279,7 +281,7 @@ func (db *DB) commit(batch []*op) {
 			}
 		}
 	}
-	for i, o := range batch {
+	for i, o := range ops {
 		o.done <- results[i]
 	}
 }
@@ -291,20 +293,31 @@ func (db *DB) signalCommitted() {
 	}
 }
 
-// run runs batch as one transaction, setting the result of each op that fails alone.
-// An error it returns undid the whole transaction, so it is every other op's result.
-func (w *writeTx) run(batch []*op, results []error) error {
+// run runs ops as one transaction, and before it commits, the ops that came on more
+// meanwhile, up to maxBatch in all: a caller that comes while a batch runs shares its
+// commit rather than waiting for it and then for one more. It returns the ops it ran,
+// and their results: each op that failed alone has its own. An error it returns undid
+// the whole transaction, so it is every other op's result.
+func (w *writeTx) run(more <-chan *op, ops []*op, results []error) ([]*op, []error, error) {
+	results = append(results, make([]error, len(ops))...)
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return ops, results, fmt.Errorf("begin: %w", err)
 	}
 	w.lastSeq = 0 // read again: another process may have written since
-	for i, o := range batch {
+	for i := 0; ; i++ {
+		if i == len(ops) {
+			if ops = batch.More(more, ops, maxBatch); i == len(ops) {
+				break
+			}
+			results = append(results, make([]error, len(ops)-i)...)
+		}
+		o := ops[i]
 		if err := o.ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
 		if _, err := w.exec("SAVEPOINT op"); err != nil {
-			return w.abort("savepoint", err)
+			return ops, results, w.abort("savepoint", err)
 		}
 		lastSeq := w.lastSeq
 		if results[i] = runOp(o, w); results[i] != nil {
@@ -313,17 +326,17 @@ func (w *writeTx) run(batch []*op, results []error) error {
 				// The savepoint is gone when SQLite has undone the whole transaction,
 				// as it does after some errors (a full disk, say): the op's error is then
 				// the reason every other op failed too.
-				return w.abort("roll back to savepoint", errors.Join(results[i], err))
+				return ops, results, w.abort("roll back to savepoint", errors.Join(results[i], err))
 			}
 		}
 		if _, err := w.exec("RELEASE op"); err != nil {
-			return w.abort("release savepoint", err)
+			return ops, results, w.abort("release savepoint", err)
 		}
 	}
 	if _, err := w.exec("COMMIT"); err != nil {
-		return w.abort("commit", err)
+		return ops, results, w.abort("commit", err)
 	}
-	return nil
+	return ops, results, nil
 }
 
 // abort rolls the transaction back after step failed. SQLite may have rolled it back

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,6 +94,59 @@ func TestReopenKeepsData(t *testing.T) {
 
 // TestPanicInWrite checks that a write function that panics fails alone and leaves the
 // writer serving everyone else.
+// TestLateWriteSharesCommit: a Write that comes while the writer runs a transaction
+// joins it, rather than waiting for its commit and then for one more; and a late
+// Write that fails undoes only itself.
+func TestLateWriteSharesCommit(t *testing.T) {
+	db := openTest(t, filepath.Join(t.TempDir(), "taskhub.db"))
+	ctx := context.Background()
+	txs := make(chan tasks.Tx, 3)
+	late := make(chan error, 2)
+	err := db.Write(ctx, func(tx tasks.Tx) error {
+		txs <- tx
+		go func() {
+			late <- db.Write(ctx, func(tx tasks.Tx) error { txs <- tx; return errors.New("refused") })
+		}()
+		go func() {
+			late <- db.Write(ctx, func(tx tasks.Tx) error {
+				txs <- tx
+				return tx.CreateTask(&tasks.Task{Title: "late", Status: tasks.StatusTodo, Priority: tasks.PriorityLow, Version: 1})
+			})
+		}()
+		for len(db.ops) < 2 { // both queued behind this Write, which holds the writer
+			runtime.Gosched()
+		}
+		return tx.CreateTask(&tasks.Task{Title: "first", Status: tasks.StatusTodo, Priority: tasks.PriorityLow, Version: 1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []string
+	for range 2 {
+		if err := <-late; err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) != 1 || errs[0] != "refused" {
+		t.Errorf("late Writes' errors: %q, want only the one that refused", errs)
+	}
+	first, a, b := <-txs, <-txs, <-txs
+	if a != first || b != first {
+		t.Errorf("the late Writes ran in transactions %p and %p, not in the first one's, %p", a, b, first)
+	}
+	page, err := tasks.NewService(db).List(ctx, tasks.Filter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var titles []string
+	for _, task := range page.Tasks {
+		titles = append(titles, task.Title)
+	}
+	if slices.Sort(titles); !slices.Equal(titles, []string{"first", "late"}) {
+		t.Errorf("tasks: %q, want first and late", titles)
+	}
+}
+
 func TestPanicInWrite(t *testing.T) {
 	db := openTest(t, filepath.Join(t.TempDir(), "taskhub.db"))
 	err := db.Write(context.Background(), func(tx tasks.Tx) error {

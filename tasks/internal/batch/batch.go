@@ -6,7 +6,12 @@ package batch
 // waiting for more, up to max in all. A closed ops ends the gathering as an empty one
 // does; the caller's range over ops then sees it closed.
 func Gather[T any](ops <-chan T, first T, into []T, max int) []T {
-	into = append(into, first)
+	return More(ops, append(into, first), max)
+}
+
+// More returns into with whatever is waiting on ops, without waiting for more, up to
+// max in all. A closed ops ends it as an empty one does.
+func More[T any](ops <-chan T, into []T, max int) []T {
 	for len(into) < max {
 		select {
 		case o, ok := <-ops:

@@ -22,3 +22,19 @@ func TestGather(t *testing.T) {
 		t.Errorf("after close: %v, want [7 6]", got)
 	}
 }
+
+func TestMore(t *testing.T) {
+	ops := make(chan int, 10)
+	if got := More(ops, []int{1}, 4); !slices.Equal(got, []int{1}) {
+		t.Errorf("nothing waiting: %v, want [1]", got)
+	}
+	for i := range 5 {
+		ops <- i + 2
+	}
+	if got := More(ops, []int{1}, 4); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Errorf("up to 4: %v, want [1 2 3 4]", got)
+	}
+	if got := More(ops, make([]int, 4), 4); len(got) != 4 || len(ops) != 2 {
+		t.Errorf("full already: took %d, left %d; want none taken, 2 left", len(got)-4, len(ops))
+	}
+}
