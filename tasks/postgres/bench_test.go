@@ -39,3 +39,16 @@ func BenchmarkCreateParallelThreeNodes(b *testing.B) {
 	all := []*DB{openTest(b, dsn), openTest(b, dsn), openTest(b, dsn)}
 	benchmarkCreateParallel(b, &nodes{DB: all[0], all: all})
 }
+
+// BenchmarkCreateParallelThreeDatabases is the floor of the three nodes: the same load
+// among three nodes of the same server, each on a database of its own, so that no
+// node waits for another's commit to take its seqs. Against it,
+// BenchmarkCreateParallelThreeNodes shows what the one committed order costs.
+func BenchmarkCreateParallelThreeDatabases(b *testing.B) {
+	all := make([]*DB, 3)
+	for i := range all {
+		_, dsn := pgtest.NewDatabase(b)
+		all[i] = openTest(b, dsn)
+	}
+	benchmarkCreateParallel(b, &nodes{DB: all[0], all: all})
+}
