@@ -1,8 +1,13 @@
 package webhooks_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -312,4 +317,101 @@ func benchFloor(b *testing.B, attempt, beside bool) (float64, float64) {
 	elapsed := time.Since(start)
 	writes := stopWriters()
 	return float64(txs.Load()) / elapsed.Seconds(), float64(writes) / elapsed.Seconds()
+}
+
+// BenchmarkWebhookRequestFloor measures the other half of what bounds an endpoint in
+// BenchmarkWebhooks: the rate of requests when each of benchEndpoints callers sends one
+// at a time to a receiver of its own, signed as a delivery is and with an event's
+// body, but with nothing stored between them, alone and beside the benchmark's
+// writers. A worker sends a request and then stores its outcome, one after the other,
+// so an endpoint gets at most 1 / (1/requests + 1/transactions) events per second,
+// with the transactions of BenchmarkWebhookWriteFloor's "attempt".
+func BenchmarkWebhookRequestFloor(b *testing.B) {
+	for _, beside := range []bool{false, true} {
+		name := "alone"
+		if beside {
+			name = "beside-writers"
+		}
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				total, writes := benchRequests(b, beside)
+				b.ReportMetric(total, "requests/s")
+				b.ReportMetric(total/benchEndpoints, "requests/s-per-caller")
+				if beside {
+					b.ReportMetric(writes, "writes/s")
+				}
+			}
+		})
+	}
+}
+
+// benchRequests runs the callers of BenchmarkWebhookRequestFloor for floorFor, beside
+// the writers or not, and returns the callers' requests per second and the writers'
+// changes per second.
+func benchRequests(b *testing.B, beside bool) (float64, float64) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "taskhub.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := tasks.WithActor(context.Background(), tasks.Actor{Source: tasks.SourceREST, Name: "bench"})
+	svc := tasks.NewService(db)
+	task, err := svc.Create(ctx, tasks.Update{Title: tasks.Value("hooked"), Project: tasks.Value("hooked")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	records, err := db.Events(ctx, tasks.EventQuery{Limit: 1})
+	if err != nil || len(records) != 1 || records[0].TaskID != task.ID {
+		b.Fatalf("the event of the create: %v, %v", records, err)
+	}
+	body := records[0].Data
+	secret := []byte("a secret of the benchmark's own")
+	stopWriters := func() int64 { return 0 }
+	if beside {
+		stopWriters = startWriters(ctx, b, svc)
+	}
+	client := webhooks.NewClient(true)
+	var requests atomic.Int64
+	var callers sync.WaitGroup
+	start := time.Now()
+	for range benchEndpoints {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		defer srv.Close()
+		callers.Go(func() {
+			for seq := int64(1); time.Since(start) < floorFor; seq++ {
+				id := webhooks.MessageID("bench", seq)
+				ts := strconv.FormatInt(time.Now().Unix(), 10)
+				mac := hmac.New(sha256.New, secret)
+				mac.Write([]byte(id + "." + ts + "."))
+				mac.Write(body)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/hook", bytes.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("webhook-id", id)
+				req.Header.Set("webhook-timestamp", ts)
+				req.Header.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNoContent {
+					b.Errorf("the receiver answered %s", resp.Status)
+					return
+				}
+				requests.Add(1)
+			}
+		})
+	}
+	callers.Wait()
+	elapsed := time.Since(start)
+	writes := stopWriters()
+	return float64(requests.Load()) / elapsed.Seconds(), float64(writes) / elapsed.Seconds()
 }
