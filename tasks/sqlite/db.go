@@ -5,8 +5,11 @@
 // a crash of the process and of the machine. To make that affordable, writes are group
 // committed: one writer goroutine owns the only write connection and runs every Write
 // that is waiting in one transaction, each inside its own savepoint, so a failing change
-// undoes only itself while many changes share one fsync. Reads use a separate pool of
-// read-only connections, which WAL lets run beside the writer.
+// undoes only itself while many changes share one fsync. The write connection keeps
+// its temporary files, among them the journal of those savepoints, in memory
+// (temp_store=MEMORY): what it holds lasts one transaction, and a crash needs none of
+// it. Reads use a separate pool of read-only connections, which WAL lets run beside
+// the writer.
 package sqlite
 
 import (
@@ -81,7 +84,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", busyTimeout)
 
 	write, err := sql.Open("sqlite", name+"?"+common+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate") // immediate: migrations
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_txlock=immediate") // immediate: migrations
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
