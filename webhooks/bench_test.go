@@ -278,15 +278,7 @@ func benchFloor(b *testing.B, attempt, beside bool) (float64, float64) {
 	}
 	defer db.Close()
 	ctx := tasks.WithActor(context.Background(), tasks.Actor{Source: tasks.SourceREST, Name: "bench"})
-	hooks := webhooks.NewService(webhooks.Config{Store: db, Vocabulary: api.StreamVocabulary(), AllowPrivate: true})
-	ids := make([]int64, benchEndpoints)
-	for i := range ids {
-		e, err := hooks.Create(ctx, webhooks.CreateRequest{URL: "http://127.0.0.1:1/hook"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = e.ID
-	}
+	ids := benchEndpointIDs(ctx, b, db)
 	stopWriters := func() int64 { return 0 }
 	if beside {
 		stopWriters = startWriters(ctx, b, tasks.NewService(db))
@@ -299,14 +291,9 @@ func benchFloor(b *testing.B, attempt, beside bool) (float64, float64) {
 			for seq := int64(1); time.Since(start) < floorFor; seq++ {
 				var d *tasks.WebhookDelivery
 				if attempt {
-					d = &tasks.WebhookDelivery{Seq: seq, Attempt: 1, Status: http.StatusNoContent, Time: tasks.NewTime(time.Now()), Duration: time.Millisecond}
+					d = answered(seq, time.Now())
 				}
-				err := db.WriteWebhooks(ctx, func(tx tasks.WebhookTx) error {
-					_, err := tx.SetWebhookState(id, 1, tasks.WebhookState{Cursor: seq, LastStatus: http.StatusNoContent}, d)
-					return err
-				})
-				if err != nil {
-					b.Error(err)
+				if !storeState(ctx, b, db, id, seq, d) {
 					return
 				}
 				txs.Add(1)
@@ -320,35 +307,43 @@ func benchFloor(b *testing.B, attempt, beside bool) (float64, float64) {
 }
 
 // BenchmarkWebhookRequestFloor measures the other half of what bounds an endpoint in
-// BenchmarkWebhooks: the rate of requests when each of benchEndpoints callers sends one
-// at a time to a receiver of its own, signed as a delivery is and with an event's
-// body, but with nothing stored between them, alone and beside the benchmark's
-// writers. A worker sends a request and then stores its outcome, one after the other,
-// so an endpoint gets at most 1 / (1/requests + 1/transactions) events per second,
-// with the transactions of BenchmarkWebhookWriteFloor's "attempt".
+// BenchmarkWebhooks, and both halves together: the rate of requests when each of
+// benchEndpoints callers sends one at a time to a receiver of its own, signed as a
+// delivery is and with an event's body, alone and beside the benchmark's writers.
+// "requests" stores nothing between them: what the requests alone take from the
+// writers. "requests+attempt" stores each answer's outcome, as
+// BenchmarkWebhookWriteFloor's "attempt" does, before the next request: an engine with
+// no work of its own, the most an endpoint can get.
 func BenchmarkWebhookRequestFloor(b *testing.B) {
-	for _, beside := range []bool{false, true} {
-		name := "alone"
-		if beside {
-			name = "beside-writers"
-		}
-		b.Run(name, func(b *testing.B) {
-			for range b.N {
-				total, writes := benchRequests(b, beside)
-				b.ReportMetric(total, "requests/s")
-				b.ReportMetric(total/benchEndpoints, "requests/s-per-caller")
-				if beside {
-					b.ReportMetric(writes, "writes/s")
-				}
+	for _, store := range []bool{false, true} {
+		for _, beside := range []bool{false, true} {
+			name := "requests"
+			if store {
+				name += "+attempt"
 			}
-		})
+			if beside {
+				name += "/beside-writers"
+			} else {
+				name += "/alone"
+			}
+			b.Run(name, func(b *testing.B) {
+				for range b.N {
+					total, writes := benchRequests(b, store, beside)
+					b.ReportMetric(total, "requests/s")
+					b.ReportMetric(total/benchEndpoints, "requests/s-per-caller")
+					if beside {
+						b.ReportMetric(writes, "writes/s")
+					}
+				}
+			})
+		}
 	}
 }
 
-// benchRequests runs the callers of BenchmarkWebhookRequestFloor for floorFor, beside
-// the writers or not, and returns the callers' requests per second and the writers'
-// changes per second.
-func benchRequests(b *testing.B, beside bool) (float64, float64) {
+// benchRequests runs the callers of BenchmarkWebhookRequestFloor for floorFor, storing
+// each outcome or not, beside the writers or not, and returns the callers' requests
+// per second and the writers' changes per second.
+func benchRequests(b *testing.B, store, beside bool) (float64, float64) {
 	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "taskhub.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -366,6 +361,7 @@ func benchRequests(b *testing.B, beside bool) (float64, float64) {
 	}
 	body := records[0].Data
 	secret := []byte("a secret of the benchmark's own")
+	ids := benchEndpointIDs(ctx, b, db)
 	stopWriters := func() int64 { return 0 }
 	if beside {
 		stopWriters = startWriters(ctx, b, svc)
@@ -374,15 +370,16 @@ func benchRequests(b *testing.B, beside bool) (float64, float64) {
 	var requests atomic.Int64
 	var callers sync.WaitGroup
 	start := time.Now()
-	for range benchEndpoints {
+	for _, hook := range ids {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 		}))
 		defer srv.Close()
 		callers.Go(func() {
 			for seq := int64(1); time.Since(start) < floorFor; seq++ {
+				sent := time.Now()
 				id := webhooks.MessageID("bench", seq)
-				ts := strconv.FormatInt(time.Now().Unix(), 10)
+				ts := strconv.FormatInt(sent.Unix(), 10)
 				mac := hmac.New(sha256.New, secret)
 				mac.Write([]byte(id + "." + ts + "."))
 				mac.Write(body)
@@ -406,6 +403,9 @@ func benchRequests(b *testing.B, beside bool) (float64, float64) {
 					b.Errorf("the receiver answered %s", resp.Status)
 					return
 				}
+				if store && !storeState(ctx, b, db, hook, seq, answered(seq, sent)) {
+					return
+				}
 				requests.Add(1)
 			}
 		})
@@ -414,4 +414,38 @@ func benchRequests(b *testing.B, beside bool) (float64, float64) {
 	elapsed := time.Since(start)
 	writes := stopWriters()
 	return float64(requests.Load()) / elapsed.Seconds(), float64(writes) / elapsed.Seconds()
+}
+
+// benchEndpointIDs creates benchEndpoints endpoints that nothing delivers and returns
+// their ids.
+func benchEndpointIDs(ctx context.Context, b *testing.B, db *sqlite.DB) []int64 {
+	hooks := webhooks.NewService(webhooks.Config{Store: db, Vocabulary: api.StreamVocabulary(), AllowPrivate: true})
+	ids := make([]int64, benchEndpoints)
+	for i := range ids {
+		e, err := hooks.Create(ctx, webhooks.CreateRequest{URL: "http://127.0.0.1:1/hook"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// answered is the attempt at seq made at sent and answered 204 now.
+func answered(seq int64, sent time.Time) *tasks.WebhookDelivery {
+	return &tasks.WebhookDelivery{Seq: seq, Attempt: 1, Status: http.StatusNoContent, Time: tasks.NewTime(sent), Duration: time.Since(sent)}
+}
+
+// storeState stores endpoint id's cursor at seq with attempt d (nil: none), as a
+// worker does after a 2xx, and reports whether it was stored.
+func storeState(ctx context.Context, b *testing.B, db *sqlite.DB, id, seq int64, d *tasks.WebhookDelivery) bool {
+	err := db.WriteWebhooks(ctx, func(tx tasks.WebhookTx) error {
+		_, err := tx.SetWebhookState(id, 1, tasks.WebhookState{Cursor: seq, LastStatus: http.StatusNoContent}, d)
+		return err
+	})
+	if err != nil {
+		b.Error(err)
+		return false
+	}
+	return true
 }
