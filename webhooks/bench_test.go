@@ -279,31 +279,13 @@ func benchFloor(b *testing.B, attempt, beside bool) (float64, float64) {
 	defer db.Close()
 	ctx := tasks.WithActor(context.Background(), tasks.Actor{Source: tasks.SourceREST, Name: "bench"})
 	ids := benchEndpointIDs(ctx, b, db)
-	stopWriters := func() int64 { return 0 }
-	if beside {
-		stopWriters = startWriters(ctx, b, tasks.NewService(db))
-	}
-	var txs atomic.Int64
-	var callers sync.WaitGroup
-	start := time.Now()
-	for _, id := range ids {
-		callers.Go(func() {
-			for seq := int64(1); time.Since(start) < floorFor; seq++ {
-				var d *tasks.WebhookDelivery
-				if attempt {
-					d = answered(seq, time.Now())
-				}
-				if !storeState(ctx, b, db, id, seq, d) {
-					return
-				}
-				txs.Add(1)
-			}
-		})
-	}
-	callers.Wait()
-	elapsed := time.Since(start)
-	writes := stopWriters()
-	return float64(txs.Load()) / elapsed.Seconds(), float64(writes) / elapsed.Seconds()
+	return runCallers(ctx, b, db, beside, func(i int, seq int64) bool {
+		var d *tasks.WebhookDelivery
+		if attempt {
+			d = answered(seq, time.Now())
+		}
+		return storeState(ctx, b, db, ids[i], seq, d)
+	})
 }
 
 // BenchmarkWebhookRequestFloor measures the other half of what bounds an endpoint in
@@ -350,8 +332,7 @@ func benchRequests(b *testing.B, store, beside bool) (float64, float64) {
 	}
 	defer db.Close()
 	ctx := tasks.WithActor(context.Background(), tasks.Actor{Source: tasks.SourceREST, Name: "bench"})
-	svc := tasks.NewService(db)
-	task, err := svc.Create(ctx, tasks.Update{Title: tasks.Value("hooked"), Project: tasks.Value("hooked")})
+	task, err := tasks.NewService(db).Create(ctx, tasks.Update{Title: tasks.Value("hooked"), Project: tasks.Value("hooked")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -362,58 +343,69 @@ func benchRequests(b *testing.B, store, beside bool) (float64, float64) {
 	body := records[0].Data
 	secret := []byte("a secret of the benchmark's own")
 	ids := benchEndpointIDs(ctx, b, db)
-	stopWriters := func() int64 { return 0 }
-	if beside {
-		stopWriters = startWriters(ctx, b, svc)
-	}
-	client := webhooks.NewClient(true)
-	var requests atomic.Int64
-	var callers sync.WaitGroup
-	start := time.Now()
-	for _, hook := range ids {
+	urls := make([]string, len(ids))
+	for i := range urls {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 		}))
 		defer srv.Close()
+		urls[i] = srv.URL + "/hook"
+	}
+	client := webhooks.NewClient(true)
+	return runCallers(ctx, b, db, beside, func(i int, seq int64) bool {
+		sent := time.Now()
+		id := webhooks.MessageID("bench", seq)
+		ts := strconv.FormatInt(sent.Unix(), 10)
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte(id + "." + ts + "."))
+		mac.Write(body)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, urls[i], bytes.NewReader(body))
+		if err != nil {
+			b.Error(err)
+			return false
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("webhook-id", id)
+		req.Header.Set("webhook-timestamp", ts)
+		req.Header.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Error(err)
+			return false
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			b.Errorf("the receiver answered %s", resp.Status)
+			return false
+		}
+		return !store || storeState(ctx, b, db, ids[i], seq, answered(seq, sent))
+	})
+}
+
+// runCallers runs benchEndpoints callers, the ith calling call(i, seq) with seq 1, 2,
+// … one call after another until floorFor has passed or a call fails, beside the
+// writers or not. It returns the calls per second, and the writers' changes per
+// second.
+func runCallers(ctx context.Context, b *testing.B, db *sqlite.DB, beside bool, call func(i int, seq int64) bool) (float64, float64) {
+	stopWriters := func() int64 { return 0 }
+	if beside {
+		stopWriters = startWriters(ctx, b, tasks.NewService(db))
+	}
+	var calls atomic.Int64
+	var callers sync.WaitGroup
+	start := time.Now()
+	for i := range benchEndpoints {
 		callers.Go(func() {
-			for seq := int64(1); time.Since(start) < floorFor; seq++ {
-				sent := time.Now()
-				id := webhooks.MessageID("bench", seq)
-				ts := strconv.FormatInt(sent.Unix(), 10)
-				mac := hmac.New(sha256.New, secret)
-				mac.Write([]byte(id + "." + ts + "."))
-				mac.Write(body)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/hook", bytes.NewReader(body))
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("webhook-id", id)
-				req.Header.Set("webhook-timestamp", ts)
-				req.Header.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusNoContent {
-					b.Errorf("the receiver answered %s", resp.Status)
-					return
-				}
-				if store && !storeState(ctx, b, db, hook, seq, answered(seq, sent)) {
-					return
-				}
-				requests.Add(1)
+			for seq := int64(1); time.Since(start) < floorFor && call(i, seq); seq++ {
+				calls.Add(1)
 			}
 		})
 	}
 	callers.Wait()
 	elapsed := time.Since(start)
 	writes := stopWriters()
-	return float64(requests.Load()) / elapsed.Seconds(), float64(writes) / elapsed.Seconds()
+	return float64(calls.Load()) / elapsed.Seconds(), float64(writes) / elapsed.Seconds()
 }
 
 // benchEndpointIDs creates benchEndpoints endpoints that nothing delivers and returns
