@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"taskhub/internal/seqring"
 )
 
 // Config is what a Hub is built from. Zero durations and sizes take the defaults.
@@ -77,7 +79,7 @@ type Hub struct {
 	owned   map[string]int // open or opening streams per owner
 	stopped bool
 
-	ring ring // the recent frames, for replay
+	ring *seqring.Ring[*frame] // the recent frames, for replay
 	// hangups watches the streams' sockets, from the first one on, where the system
 	// can tell of a hang-up (hangupsDone is closed when its goroutine has returned);
 	// noHangups says it cannot.
@@ -135,7 +137,7 @@ func (h *Hub) Prime(ctx context.Context, last int64) error {
 		}
 		for i := range events {
 			if events[i].Seq <= last {
-				h.ring.push(newFrame(&events[i]))
+				h.ring.Push(newFrame(&events[i]))
 			}
 		}
 		if len(events) < replayPage {
@@ -167,7 +169,7 @@ func (h *Hub) Run(ctx context.Context) {
 func (h *Hub) Publish(e *Event) {
 	f := newFrame(e)
 	f.published = time.Now()
-	h.ring.push(f)
+	h.ring.Push(f)
 	h.mu.RLock()
 	for s := range h.subs {
 		if s.req.Filter.Match(&f.ev) {

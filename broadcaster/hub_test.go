@@ -366,36 +366,3 @@ func TestReplayReset(t *testing.T) {
 		}
 	})
 }
-
-func TestRingBounds(t *testing.T) {
-	r := newRing(4, 1000)
-	for seq := int64(1); seq <= 6; seq++ {
-		r.push(newFrame(&Event{Seq: seq, Type: "t", Data: []byte("{}")}))
-	}
-	seqsOf := func(fs []*frame) []int64 {
-		var out []int64
-		for _, f := range fs {
-			out = append(out, f.seq)
-		}
-		return out
-	}
-	if got, ok := r.after(2, nil); !ok || !slices.Equal(seqsOf(got), []int64{3, 4, 5, 6}) {
-		t.Errorf("after 2: %v %v, want all of 3 to 6", seqsOf(got), ok)
-	}
-	if _, ok := r.after(1, nil); ok {
-		t.Error("after 1: the ring no longer holds 2, yet says it holds all")
-	}
-	big := newFrame(&Event{Seq: 7, Type: "t", Data: make([]byte, 950)})
-	r.push(big)
-	// 6 and 7 fit in the 1000 bytes; 5 and 6 and 7 do not.
-	if got, ok := r.after(5, nil); !ok || !slices.Equal(seqsOf(got), []int64{6, 7}) || r.bytes > 1000 {
-		t.Errorf("after a frame near the byte bound: %v %v (%d bytes), want 6 and 7", seqsOf(got), ok, r.bytes)
-	}
-	if _, ok := r.after(4, nil); ok {
-		t.Error("after 4: 5 was let go for the bytes, yet the ring says it holds all")
-	}
-	r.push(newFrame(&Event{Seq: 9, Type: "t", Data: []byte("{}")})) // 8 skipped
-	if _, ok := r.after(7, nil); ok {
-		t.Error("after a gap the ring still claims what came before it")
-	}
-}

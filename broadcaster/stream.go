@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -365,7 +366,7 @@ func (st *stream) replay() error {
 	}
 	after := id
 	for {
-		frames, ok := h.ring.after(after, st.pending[:0])
+		frames, ok := h.ring.After(after, st.pending[:0], math.MaxInt)
 		if ok {
 			// Filtered in place: the matching frames move down the same array.
 			st.pending = frames[:0]

@@ -187,7 +187,7 @@ func (w *worker) deliverAll(ctx context.Context, batch []*tasks.Record) {
 // tail of the log, else from the pages other workers read, else from the store.
 func (w *worker) read(ctx context.Context) ([]*tasks.Record, error) {
 	cursor := w.h.State.Cursor
-	if batch, ok := w.e.tail.after(cursor, readPage); ok {
+	if batch, ok := w.e.tail.After(cursor, nil, readPage); ok {
 		return batch, nil
 	}
 	if batch, ok := w.e.read.after(cursor, readPage); ok {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"taskhub/internal/seqring"
 	"taskhub/tasks"
 )
 
@@ -55,9 +56,9 @@ type Engine struct {
 	observe  func(time.Duration) // nil: none
 	jitter   func(time.Duration) time.Duration
 
-	tail   *ring
-	read   pages         // read from the store by workers behind tail
-	resync chan struct{} // capacity 1: an endpoint changed; read them again
+	tail   *seqring.Ring[*tasks.Record] // the newest events of the log
+	read   pages                        // read from the store by workers behind tail
+	resync chan struct{}                // capacity 1: an endpoint changed; read them again
 
 	mu      sync.Mutex
 	workers map[int64]*worker
@@ -85,7 +86,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	return &Engine{
 		store: cfg.Store, client: cfg.Client, node: cfg.Node, logger: cfg.Logger, leaseTTL: cfg.LeaseTTL,
-		poll: cfg.Poll, observe: cfg.Observe, jitter: jitter, tail: newRing(), resync: make(chan struct{}, 1),
+		poll: cfg.Poll, observe: cfg.Observe, jitter: jitter, tail: newTail(), resync: make(chan struct{}, 1),
 		workers: map[int64]*worker{},
 	}, nil
 }
@@ -117,10 +118,10 @@ func (e *Engine) Listen(r *tasks.Record) {
 	idle := len(e.workers) == 0
 	e.mu.Unlock()
 	if idle {
-		e.tail.clear()
+		e.tail.Reset()
 		e.read.clear()
 	} else {
-		e.tail.add(r)
+		e.tail.Push(r)
 	}
 	switch r.Type {
 	case tasks.EventWebhookCreated, tasks.EventWebhookUpdated, tasks.EventWebhookDeleted:

@@ -24,63 +24,6 @@ func seqs(list []*tasks.Record) string {
 	return strings.TrimSpace(b.String())
 }
 
-func TestRing(t *testing.T) {
-	g := newRing()
-	if _, ok := g.after(0, 10); ok {
-		t.Error("an empty ring told what follows seq 0")
-	}
-	for _, r := range records(1, 5, 10) {
-		g.add(r)
-	}
-	for _, tc := range []struct {
-		seq   int64
-		limit int
-		want  string
-		ok    bool
-	}{
-		{0, 10, "1 2 3 4 5", true},
-		{2, 2, "3 4", true},
-		{5, 10, "", true}, // nothing yet
-		{-1, 10, "", false},
-	} {
-		got, ok := g.after(tc.seq, tc.limit)
-		if seqs(got) != tc.want || ok != tc.ok {
-			t.Errorf("after(%d, %d) = [%s], %v; want [%s], %v", tc.seq, tc.limit, seqs(got), ok, tc.want, tc.ok)
-		}
-	}
-	g.add(records(9, 9, 10)[0]) // a gap: the ring starts again
-	if got, ok := g.after(5, 10); ok {
-		t.Errorf("after a gap, after(5) = [%s], true; want not known", seqs(got))
-	}
-	for _, r := range records(10, ringEvents+20, 1) {
-		g.add(r)
-	}
-	if _, ok := g.after(19, 1); ok {
-		t.Error("the ring kept more than ringEvents")
-	}
-	if got, ok := g.after(20, 1); !ok || seqs(got) != "21" {
-		t.Errorf("after(20) = [%s], %v; want [21] from the oldest kept", seqs(got), ok)
-	}
-	g.clear()
-	if _, ok := g.after(ringEvents+20, 1); ok {
-		t.Error("a cleared ring told what follows its last seq")
-	}
-}
-
-func TestRingBytes(t *testing.T) {
-	g := newRing()
-	size := ringBytes / 4
-	for _, r := range records(1, 6, size) {
-		g.add(r)
-	}
-	if _, ok := g.after(1, 1); ok {
-		t.Error("the ring kept more than ringBytes")
-	}
-	if got, ok := g.after(2, 10); !ok || seqs(got) != "3 4 5 6" {
-		t.Errorf("after(2) = [%s], %v; want the 4 newest", seqs(got), ok)
-	}
-}
-
 func TestPages(t *testing.T) {
 	var p pages
 	p.add(10, records(11, 20, 1))
@@ -134,12 +77,12 @@ func TestListenKeepsNothingWithoutWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Listen(&tasks.Record{Seq: 1, Type: tasks.EventTaskCreated})
-	if _, ok := e.tail.after(0, 1); ok {
+	if _, ok := e.tail.After(0, nil, 1); ok {
 		t.Error("the engine kept an event while it delivered no endpoint")
 	}
 	e.workers[1] = &worker{wake: make(chan struct{}, 1)}
 	e.Listen(&tasks.Record{Seq: 2, Type: tasks.EventTaskCreated})
-	if got, ok := e.tail.after(1, 1); !ok || seqs(got) != "2" {
+	if got, ok := e.tail.After(1, nil, 1); !ok || seqs(got) != "2" {
 		t.Errorf("with a worker, after(1) = [%s], %v; want [2]", seqs(got), ok)
 	}
 }
