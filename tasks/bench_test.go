@@ -47,6 +47,7 @@ func BenchmarkCreateParallel(b *testing.B) {
 	ctx := context.Background()
 	u := tasks.Update{Title: tasks.Value("benchmark task"), Labels: tasks.Value([]string{"bench", "load"})}
 	b.SetParallelism(32)
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := svc.Create(ctx, u); err != nil {
