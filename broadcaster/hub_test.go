@@ -366,3 +366,21 @@ func TestReplayReset(t *testing.T) {
 		}
 	})
 }
+
+func TestRingBounds(t *testing.T) {
+	r := newRing(4, 1000)
+	for seq := int64(1); seq <= 5; seq++ {
+		r.Push(newFrame(&Event{Seq: seq, Type: "t", Data: []byte("{}")}))
+	}
+	if _, ok := r.After(0, nil, 10); ok {
+		t.Error("after 0: the ring kept more than 4 frames")
+	}
+	if got, ok := r.After(1, nil, 10); !ok || len(got) != 4 {
+		t.Errorf("after 1: %d frames, %v; want 2 to 5", len(got), ok)
+	}
+	// The data fits in the 1000 bytes, the frame with its id and event lines does not.
+	r.Push(newFrame(&Event{Seq: 6, Type: "t", Data: make([]byte, 990)}))
+	if _, ok := r.After(5, nil, 10); ok {
+		t.Error("a frame larger than the byte bound was kept")
+	}
+}

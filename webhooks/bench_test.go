@@ -431,13 +431,16 @@ func answered(seq int64, sent time.Time) *tasks.WebhookDelivery {
 // storeState stores endpoint id's cursor at seq with attempt d (nil: none), as a
 // worker does after a 2xx, and reports whether it was stored.
 func storeState(ctx context.Context, b *testing.B, db *sqlite.DB, id, seq int64, d *tasks.WebhookDelivery) bool {
-	err := db.WriteWebhooks(ctx, func(tx tasks.WebhookTx) error {
-		_, err := tx.SetWebhookState(id, 1, tasks.WebhookState{Cursor: seq, LastStatus: http.StatusNoContent}, d)
+	var applied bool
+	err := db.WriteWebhooks(ctx, func(tx tasks.WebhookTx) (err error) {
+		applied, err = tx.SetWebhookState(id, 1, tasks.WebhookState{Cursor: seq, LastStatus: http.StatusNoContent}, d)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		b.Error(err)
-		return false
+	case !applied:
+		b.Errorf("the state of endpoint %d was not stored: not at revision 1", id)
 	}
-	return true
+	return err == nil && applied
 }

@@ -86,3 +86,26 @@ func TestListenKeepsNothingWithoutWorkers(t *testing.T) {
 		t.Errorf("with a worker, after(1) = [%s], %v; want [2]", seqs(got), ok)
 	}
 }
+
+func TestTailBounds(t *testing.T) {
+	g := newTail()
+	for _, r := range records(1, ringEvents+1, 1) {
+		g.Push(r)
+	}
+	if _, ok := g.After(0, nil, 1); ok {
+		t.Error("the tail kept more than ringEvents")
+	}
+	if got, ok := g.After(1, nil, 1); !ok || seqs(got) != "2" {
+		t.Errorf("After(1) = [%s], %v; want [2], the oldest kept", seqs(got), ok)
+	}
+	g.Reset()
+	for _, r := range records(1, 5, ringBytes/4) {
+		g.Push(r)
+	}
+	if _, ok := g.After(0, nil, 10); ok {
+		t.Error("the tail kept more than ringBytes of events' data")
+	}
+	if got, ok := g.After(1, nil, 10); !ok || seqs(got) != "2 3 4 5" {
+		t.Errorf("After(1) = [%s], %v; want the 4 newest", seqs(got), ok)
+	}
+}

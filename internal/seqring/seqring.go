@@ -3,7 +3,10 @@
 // for readers that want what follows a number without going back to the store.
 package seqring
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Ring holds the newest items pushed, in order with no gap in their numbers. It is
 // safe for concurrent use.
@@ -68,18 +71,16 @@ func (r *Ring[T]) dropOldest() {
 	r.n--
 }
 
-// Reset empties the ring.
+// Reset empties the ring, and lets its array go.
 func (r *Ring[T]) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reset()
+	r.items, r.head, r.n, r.bytes = nil, 0, 0, 0
 }
 
 func (r *Ring[T]) reset() {
-	for r.n > 0 {
-		r.dropOldest()
-	}
-	r.head = 0
+	clear(r.items)
+	r.head, r.n, r.bytes = 0, 0, 0
 }
 
 // After appends to into up to limit items numbered above seq, oldest first, and
@@ -94,6 +95,9 @@ func (r *Ring[T]) After(seq int64, into []T, limit int) ([]T, bool) {
 	}
 	// Numbers in the ring have no gap: the first one above seq is at a known offset.
 	skip := max(0, int(seq+1-r.seq(r.items[r.head])))
+	if skip < r.n && limit > 0 {
+		into = slices.Grow(into, min(limit, r.n-skip))
+	}
 	for i := skip; i < r.n && i-skip < limit; i++ {
 		into = append(into, r.items[(r.head+i)%len(r.items)])
 	}

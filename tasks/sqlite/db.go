@@ -287,6 +287,8 @@ func (db *DB) commit(ops []*op, results []error) {
 	for i, o := range ops {
 		o.done <- results[i]
 	}
+	clear(ops) // the arrays serve the next batch: hold on to nothing of this one
+	clear(results)
 }
 
 func (db *DB) signalCommitted() {

@@ -92,8 +92,6 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 }
 
-// TestPanicInWrite checks that a write function that panics fails alone and leaves the
-// writer serving everyone else.
 // TestLateWriteSharesCommit: a Write that comes while the writer runs a transaction
 // joins it, rather than waiting for its commit and then for one more; and a late
 // Write that fails undoes only itself.
@@ -147,6 +145,8 @@ func TestLateWriteSharesCommit(t *testing.T) {
 	}
 }
 
+// TestPanicInWrite checks that a write function that panics fails alone and leaves the
+// writer serving everyone else.
 func TestPanicInWrite(t *testing.T) {
 	db := openTest(t, filepath.Join(t.TempDir(), "taskhub.db"))
 	err := db.Write(context.Background(), func(tx tasks.Tx) error {
