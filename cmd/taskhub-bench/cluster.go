@@ -45,14 +45,11 @@ type clusterResult struct {
 	common
 	nodes       []*clusterNode
 	connectTime time.Duration
-	published   int
-	publishErrs []error
-	publishSpan time.Duration
-	publishLate time.Duration
-	phase       time.Duration
-	expected    int64 // deliveries per node
-	unmatched   int64
-	machine     *cpuSpan // this process and the machine; no server
+	publishOutcome
+	phase     time.Duration
+	expected  int64 // deliveries per node
+	unmatched int64
+	machine   *cpuSpan // this process and the machine; no server
 }
 
 // cluster runs the cross-node scenario. It returns what it measured, even when it
@@ -160,12 +157,7 @@ func cluster(cfg config, log *slog.Logger) (res *clusterResult, err error) {
 	}
 	<-pubDone
 	log.Info("publish phase over", "took", res.phase.Round(time.Millisecond))
-	res.published = len(pub.sent)
-	res.publishErrs = pub.errs
-	res.publishLate = pub.late
-	if res.published > 1 {
-		res.publishSpan = pub.last.Sub(pub.first)
-	}
+	res.publishOutcome = pub.outcome()
 	res.expected = int64(cfg.subscribers) * int64(res.published)
 	recCtx, recCancel := context.WithTimeout(ctx, 2*time.Second)
 	_ = rec.waitFor(recCtx, seqBase+int64(res.published)) // a miss shows as unmatched
@@ -380,7 +372,7 @@ func (res *clusterResult) print(w io.Writer) {
 	res.printHead(w, line)
 	line("nodes", "%d on one PostgreSQL database; every PATCH to node 0, %d subscribers on each node (%d in all), connected in %s",
 		len(res.nodes), cfg.subscribers, len(res.nodes)*cfg.subscribers, res.connectTime.Round(time.Millisecond))
-	printPublished(line, cfg, res.published, res.publishErrs, res.publishSpan, res.publishLate)
+	res.printPublished(line, cfg)
 	line("events_not_matched", "%d (seqs of the run the recorder on node 0 could not match with a PATCH)", res.unmatched)
 	line("publish_phase", "%s (first PATCH until every delivery on every node arrived, or --drain after the last)", res.phase.Round(time.Millisecond))
 	for i, n := range res.nodes {

@@ -337,10 +337,7 @@ type result struct {
 	rssBefore, rssAfter, rssPeak int64
 	rssOK                        bool
 
-	published    int
-	publishErrs  []error
-	publishSpan  time.Duration
-	publishLate  time.Duration
+	publishOutcome
 	phase        time.Duration
 	cpu          *cpuSpan // over the phase
 	serverWrites int64    // write(2) calls over the phase
@@ -501,12 +498,7 @@ wait:
 	<-pubDone
 	log.Info("publish phase over", "took", res.phase.Round(time.Millisecond))
 
-	res.published = len(pub.sent)
-	res.publishErrs = pub.errs
-	res.publishLate = pub.late
-	if res.published > 1 {
-		res.publishSpan = pub.last.Sub(pub.first)
-	}
+	res.publishOutcome = pub.outcome()
 	res.expected = int64(cfg.subscribers) * int64(res.published)
 	recCtx, recCancel := context.WithTimeout(ctx, 2*time.Second)
 	_ = rec.waitFor(recCtx, seqBase+int64(res.published)) // for the sizes; a miss shows as unmatched

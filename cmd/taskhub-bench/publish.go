@@ -248,6 +248,24 @@ type publisher struct {
 	late  time.Duration // the most a PATCH was sent after its scheduled time
 }
 
+// publishOutcome is what a publisher did: the PATCHes it sent, those that failed, the
+// time from the first to the last, and the most one was sent behind its schedule.
+type publishOutcome struct {
+	published   int
+	publishErrs []error
+	publishSpan time.Duration
+	publishLate time.Duration
+}
+
+// outcome returns what p did, once its run has returned.
+func (p *publisher) outcome() publishOutcome {
+	o := publishOutcome{published: len(p.sent), publishErrs: p.errs, publishLate: p.late}
+	if o.published > 1 {
+		o.publishSpan = p.last.Sub(p.first)
+	}
+	return o
+}
+
 // title is the title of the k-th change: fixed width, so that every event is the
 // same size give or take its seq and timestamps.
 func title(k int) string { return fmt.Sprintf("bench %09d", k) }

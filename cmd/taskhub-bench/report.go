@@ -80,7 +80,7 @@ func (res *result) print(w io.Writer) {
 		batch = cfg.batch + " (batch_update events; a batch delivers every event in it at once)"
 	}
 	line("stream_batch", "%s", batch)
-	printPublished(line, cfg, res.published, res.publishErrs, res.publishSpan, res.publishLate)
+	res.printPublished(line, cfg)
 	size := fmt.Sprintf("avg %.0f B, min %d, max %d (the data line's JSON, measured)", res.sizeAvg, res.sizeMin, res.sizeMax)
 	switch {
 	case cfg.size == 0:
@@ -166,20 +166,20 @@ func (c *cpuSpan) printOthers(line func(key, format string, args ...any)) {
 
 // printPublished writes the summary lines of the publishing: how many of the events
 // were published, how fast against the target, and the first errors.
-func printPublished(line func(key, format string, args ...any), cfg config, published int, errs []error, span, late time.Duration) {
+func (p *publishOutcome) printPublished(line func(key, format string, args ...any), cfg config) {
 	rate := "as fast as possible"
 	if cfg.rate > 0 {
-		rate = fmt.Sprintf("target %g/s, at worst %s behind schedule", cfg.rate, ms(late))
+		rate = fmt.Sprintf("target %g/s, at worst %s behind schedule", cfg.rate, ms(p.publishLate))
 	}
 	achieved := "n/a"
-	if span > 0 {
-		achieved = fmt.Sprintf("%.1f/s", float64(published-1)/span.Seconds())
+	if p.publishSpan > 0 {
+		achieved = fmt.Sprintf("%.1f/s", float64(p.published-1)/p.publishSpan.Seconds())
 	}
 	line("events_published", "%d of %d (%d errors), %s over %s; %s; %d publishers",
-		published, cfg.events, len(errs), achieved, span.Round(time.Millisecond), rate, cfg.publishers)
-	for i, err := range errs {
+		p.published, cfg.events, len(p.publishErrs), achieved, p.publishSpan.Round(time.Millisecond), rate, cfg.publishers)
+	for i, err := range p.publishErrs {
 		if i == 3 {
-			line("  publish_error", "… and %d more", len(errs)-3)
+			line("  publish_error", "… and %d more", len(p.publishErrs)-3)
 			break
 		}
 		line("  publish_error", "%v", err)

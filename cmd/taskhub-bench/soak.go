@@ -22,12 +22,10 @@ import (
 // soakResult is what a soak measured; fields stay zero where it got no figure.
 type soakResult struct {
 	common
-	sizeBase, pad   int
-	baseline, last  int64 // the subscribers start after baseline; the log ends at last
-	connectTime     time.Duration
-	published       int
-	publishErrs     []error
-	publishLate     time.Duration
+	sizeBase, pad  int
+	baseline, last int64 // the subscribers start after baseline; the log ends at last
+	connectTime    time.Duration
+	publishOutcome
 	phase           time.Duration // publishing
 	cpu             *cpuSpan      // over the phase
 	reconnectsAsked int64
@@ -151,7 +149,7 @@ publishing:
 	if err := res.cpu.stop(); err != nil {
 		return res, err
 	}
-	res.published, res.publishErrs, res.publishLate = len(pub.sent), pub.errs, pub.late
+	res.publishOutcome = pub.outcome()
 	log.Info("publishing over", "took", res.phase.Round(time.Millisecond))
 
 	// Until every subscriber has every event, or --drain.
