@@ -102,17 +102,7 @@ func testNotes(t *testing.T, store tasks.Store) {
 		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventTaskNoteAdded}, TaskIDs: []int64{b.ID}, Limit: 10}, []int64{4}},
 		{tasks.EventQuery{Projects: []string{"p"}, Limit: 10}, []int64{1, 3, 5, 6}},
 	} {
-		records, err := store.Events(ctx, tc.q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var seqs []int64
-		for _, r := range records {
-			seqs = append(seqs, r.Seq)
-		}
-		if !slices.Equal(seqs, tc.want) {
-			t.Errorf("%+v: seqs %v, want %v", tc.q, seqs, tc.want)
-		}
+		checkQuery(t, store, tc.q, tc.want)
 	}
 }
 

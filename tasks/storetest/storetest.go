@@ -215,17 +215,23 @@ func testEventQuery(t *testing.T, store tasks.Store) {
 		// A file event has no task: no task filter matches it.
 		{tasks.EventQuery{Types: []tasks.EventType{tasks.EventFileChanged}, Statuses: []tasks.Status{tasks.StatusTodo}, Limit: 10}, nil},
 	} {
-		records, err := store.Events(context.Background(), tc.q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []int64
-		for _, r := range records {
-			got = append(got, r.Seq)
-		}
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("%+v: seqs %v, want %v", tc.q, got, tc.want)
-		}
+		checkQuery(t, store, tc.q, tc.want)
+	}
+}
+
+// checkQuery reports an error unless the events q finds in store have the seqs want.
+func checkQuery(t *testing.T, store tasks.Store, q tasks.EventQuery, want []int64) {
+	t.Helper()
+	records, err := store.Events(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, r := range records {
+		got = append(got, r.Seq)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%+v: seqs %v, want %v", q, got, want)
 	}
 }
 
